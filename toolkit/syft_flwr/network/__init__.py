@@ -1,0 +1,23 @@
+"""The datasite network on disk: every path in one place, atomic file I/O, waiting for files."""
+
+from syft_flwr.network.atomic import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    is_temporary,
+    read_json,
+)
+from syft_flwr.network.layout import Network, validate_email, validate_name
+from syft_flwr.network.watch import DirectoryWatcher
+
+__all__ = [
+    "DirectoryWatcher",
+    "Network",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "is_temporary",
+    "read_json",
+    "validate_email",
+    "validate_name",
+]

@@ -1,0 +1,94 @@
+"""Every path of the network in one place (DESIGN §4).
+
+```
+<root_dir>/<key>/
+  datasites/<email>/public/datasets/<name>/     metadata, README, mock/
+  datasites/<email>/public/status.json          heartbeat
+  datasites/<email>/app_data/rds/jobs/<job_id>/ jobs submitted TO this datasite
+  datasites/<email>/app_data/flwr/<app>/inbox/  Flower messages dropped for this party
+  private/<email>/                              never shared: identity, data, runs, audit log
+```
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+_EMAIL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def validate_email(email: str) -> str:
+    """Return ``email`` if it is a plain address usable as a folder name, else ValueError."""
+    if not isinstance(email, str) or not _EMAIL.match(email) or ".." in email:
+        raise ValueError(
+            f"{email!r} is not a valid datasite email: use a plain address such as "
+            "'do1@openmined.org' (letters, digits, '.', '_', '-', '+'; no slashes or '..')"
+        )
+    return email
+
+
+def validate_name(name: str, what: str = "name") -> str:
+    """Return ``name`` if it is a safe single path component, else ValueError."""
+    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+        raise ValueError(
+            f"{what} {name!r} is not allowed: use letters, digits, '.', '_' or '-' "
+            "(at most 128 characters, no slashes, no '..')"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Network:
+    """One network: the folder ``<root_dir>/<key>`` that a file sync shares between parties."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, root_dir: Path | str, key: str = "local_syftbox_network") -> Network:
+        validate_name(key, "network key")
+        return cls(Path(root_dir).expanduser().resolve() / key)
+
+    # -- shared part ---------------------------------------------------------------------------
+    @property
+    def datasites_dir(self) -> Path:
+        return self.root / "datasites"
+
+    def datasite(self, email: str) -> Path:
+        return self.datasites_dir / validate_email(email)
+
+    def public_dir(self, email: str) -> Path:
+        return self.datasite(email) / "public"
+
+    def status_path(self, email: str) -> Path:
+        return self.public_dir(email) / "status.json"
+
+    def datasets_dir(self, email: str) -> Path:
+        return self.public_dir(email) / "datasets"
+
+    def dataset_dir(self, email: str, name: str) -> Path:
+        return self.datasets_dir(email) / validate_name(name, "dataset name")
+
+    def jobs_dir(self, email: str) -> Path:
+        return self.datasite(email) / "app_data" / "rds" / "jobs"
+
+    def flwr_dir(self, email: str, app_name: str) -> Path:
+        return self.datasite(email) / "app_data" / "flwr" / validate_name(app_name, "app name")
+
+    def flwr_inbox(self, email: str, app_name: str) -> Path:
+        """Where Flower messages addressed to ``email`` for ``app_name`` are dropped."""
+        return self.flwr_dir(email, app_name) / "inbox"
+
+    def datasite_emails(self) -> list[str]:
+        if not self.datasites_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.datasites_dir.iterdir() if p.is_dir())
+
+    # -- private part (never synced) -----------------------------------------------------------
+    def private_dir(self, email: str) -> Path:
+        return self.root / "private" / validate_email(email)
+
+    def identity_path(self, email: str) -> Path:
+        return self.private_dir(email) / "identity.json"

@@ -1,0 +1,56 @@
+"""Helpers a Flower app calls to find its data, wherever it runs.
+
+The data path of the datasite the code runs for is set by the toolkit: in a thread of a
+simulation through a context variable, in a data owner's job through ``DATA_DIR``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+DATA_DIR_ENV = "DATA_DIR"
+_dataset_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "syft_flwr_dataset_path", default=None
+)
+
+
+class DatasetPathError(RuntimeError):
+    """The ClientApp asked for its data but the toolkit did not provide a data path."""
+
+
+@contextmanager
+def dataset_path_context(path: Path | str) -> Iterator[Path]:
+    """Make ``path`` what :func:`get_syftbox_dataset_path` returns in this thread/context."""
+    token = _dataset_path.set(Path(path))
+    try:
+        yield Path(path)
+    finally:
+        _dataset_path.reset(token)
+
+
+def get_syftbox_dataset_path() -> Path:
+    """The folder holding this datasite's data (mock data in a simulation, private in a job)."""
+    path = _dataset_path.get()
+    if path is None and os.environ.get(DATA_DIR_ENV):
+        path = Path(os.environ[DATA_DIR_ENV])
+    if path is None:
+        raise DatasetPathError(
+            "no dataset path: this code is not running under syft_flwr. Load data with "
+            "syft_flwr.utils.get_syftbox_dataset_path() inside the ClientApp and run it "
+            "through syft_flwr.run(...) or a data owner's job (which sets DATA_DIR)"
+        )
+    if not path.exists():
+        raise DatasetPathError(f"dataset path {path} does not exist")
+    return path
+
+
+def run_syft_flwr() -> bool:
+    """True when this code runs under syft_flwr (a simulation thread or a data owner's job).
+
+    Lets an app fall back to its own data loading under plain ``flwr run``.
+    """
+    return _dataset_path.get() is not None or bool(os.environ.get(DATA_DIR_ENV))
