@@ -1,0 +1,23 @@
+"""Constants and helpers the tests share (import as ``from tests.support import ...``)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+AGGREGATOR = "ds@openmined.org"
+DATASITES = ["do1@openmined.org", "do2@openmined.org"]
+
+
+def copy_app(source: Path, dest: Path) -> Path:
+    """Copy a Flower app without generated files (main.py, outputs, logs, caches)."""
+    shutil.copytree(
+        source,
+        dest,
+        ignore=shutil.ignore_patterns(
+            "__pycache__", "figures", "weights", "simulation_logs", "main.py"
+        ),
+    )
+    return dest

@@ -1,0 +1,63 @@
+"""Load a project's ServerApp and ClientApp without mixing up projects.
+
+Two projects may share a package name (two copies of the same app side by side in one
+process), so each load imports the project's packages fresh from its own folder and then
+restores ``sys.modules`` and ``sys.path`` as they were.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from syft_flwr.config import flower_components
+
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class FlowerApps:
+    server_app: Any  # flwr.serverapp.ServerApp
+    client_app: Any  # flwr.clientapp.ClientApp
+
+
+def _resolve(ref: str) -> Any:
+    module_name, _, attr = ref.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"component {ref!r} must look like 'package.module:attribute'")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _owned(name: str, packages: set[str]) -> bool:
+    return name.split(".")[0] in packages
+
+
+def load_apps(project_dir: Path) -> FlowerApps:
+    """Import the components named in ``[tool.flwr.app.components]`` from ``project_dir``."""
+    project_dir = Path(project_dir).resolve()
+    server_ref, client_ref = flower_components(project_dir)
+    packages = {ref.split(":")[0].split(".")[0] for ref in (server_ref, client_ref)}
+    with _lock:
+        saved = {n: m for n, m in sys.modules.items() if _owned(n, packages)}
+        for name in saved:
+            del sys.modules[name]
+        sys.path.insert(0, str(project_dir))
+        try:
+            return FlowerApps(server_app=_resolve(server_ref), client_app=_resolve(client_ref))
+        except ImportError as exc:
+            raise ImportError(
+                f"could not import the app of {project_dir}: {exc}. Check "
+                "[tool.flwr.app.components] in its pyproject.toml"
+            ) from exc
+        finally:
+            sys.path.remove(str(project_dir))
+            for name in [n for n in sys.modules if _owned(n, packages)]:
+                del sys.modules[name]
+            sys.modules.update(saved)

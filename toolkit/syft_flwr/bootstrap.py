@@ -1,0 +1,92 @@
+"""``syft_flwr.bootstrap``: turn an ordinary Flower app into a syft_flwr project.
+
+Writes ``[tool.syft_flwr]`` (app_name, aggregator, datasites) into the app's pyproject.toml with
+tomlkit, so every other byte of the file stays as it was, and renders ``main.py`` from
+``templates/main.py``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from importlib import resources
+from pathlib import Path
+
+import tomlkit
+
+from syft_flwr.config import flower_components, read_pyproject
+from syft_flwr.network.atomic import atomic_write_text
+from syft_flwr.network.layout import validate_email, validate_name
+
+MAIN_FILE = "main.py"
+
+
+def _check_parties(aggregator: str, datasites: list[str]) -> list[str]:
+    validate_email(aggregator)
+    if isinstance(datasites, str):
+        datasites = [datasites]
+    datasites = list(datasites)
+    if not datasites:
+        raise ValueError("name at least one datasite (a data owner's email) to run the app on")
+    for email in datasites:
+        validate_email(email)
+    duplicates = sorted({e for e in datasites if datasites.count(e) > 1})
+    if duplicates:
+        raise ValueError(f"datasites listed more than once: {', '.join(duplicates)}")
+    if aggregator in datasites:
+        raise ValueError(
+            f"the aggregator {aggregator} is also listed as a datasite; the aggregator (the data "
+            "scientist) only aggregates, list the data owners as datasites"
+        )
+    return datasites
+
+
+def _app_name(pyproject: dict) -> str:
+    """A fresh, unique app name: the project's name plus a random suffix."""
+    base = str(pyproject.get("project", {}).get("name", "flwr-app"))
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in base).strip("-_") or "app"
+    return validate_name(f"{safe[:80]}-{uuid.uuid4().hex[:8]}", "app_name")
+
+
+def bootstrap(
+    project_dir: Path | str,
+    aggregator: str,
+    datasites: list[str],
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Bootstrap the Flower app in ``project_dir`` for ``aggregator`` and ``datasites``.
+
+    Returns the path of the generated ``main.py``. Bootstrapping an already bootstrapped
+    project is refused unless ``overwrite=True``, which rewrites both the table (with a new
+    app_name) and main.py.
+    """
+    project_dir = Path(project_dir).expanduser().resolve()
+    if not project_dir.is_dir():
+        raise FileNotFoundError(f"project folder {project_dir} does not exist")
+    datasites = _check_parties(aggregator, datasites)
+    pyproject_path = project_dir / "pyproject.toml"
+    parsed = read_pyproject(project_dir)
+    flower_components(project_dir)  # raises if this is not a Flower app
+
+    main_path = project_dir / MAIN_FILE
+    already = "syft_flwr" in parsed.get("tool", {})
+    if (already or main_path.exists()) and not overwrite:
+        what = "[tool.syft_flwr] in pyproject.toml" if already else MAIN_FILE
+        raise FileExistsError(
+            f"{project_dir} is already bootstrapped ({what} exists); call "
+            "bootstrap(..., overwrite=True) (CLI: --overwrite) to rewrite it"
+        )
+
+    doc = tomlkit.parse(pyproject_path.read_text(encoding="utf-8"))
+    table = tomlkit.table()
+    table.add("app_name", _app_name(parsed))
+    table.add("aggregator", aggregator)
+    emails = tomlkit.array()
+    emails.extend(datasites)
+    table.add("datasites", emails.multiline(len(datasites) > 2))
+    doc["tool"]["syft_flwr"] = table  # type: ignore[index]  # [tool.flwr] guarantees "tool"
+
+    template = resources.files("syft_flwr").joinpath("templates", "main.py").read_text()
+    atomic_write_text(pyproject_path, tomlkit.dumps(doc))
+    atomic_write_text(main_path, template)
+    return main_path

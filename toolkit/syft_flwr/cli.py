@@ -1,0 +1,87 @@
+"""The ``syft-flwr`` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(
+    help="Run Flower apps where the data lives: bootstrap, simulate, run the demo.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def bootstrap(
+    project: Path = typer.Argument(..., help="folder of the Flower app (with pyproject.toml)"),
+    aggregator: str = typer.Option(..., help="email of the aggregator (the data scientist)"),
+    datasite: list[str] = typer.Option(..., help="email of a data owner; repeat for each"),
+    overwrite: bool = typer.Option(False, help="rewrite an already bootstrapped project"),
+) -> None:
+    """Write [tool.syft_flwr] into the app's pyproject.toml and generate main.py."""
+    from syft_flwr.bootstrap import bootstrap as do_bootstrap
+
+    try:
+        main_path = do_bootstrap(project, aggregator, datasite, overwrite=overwrite)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(f"bootstrapped {project}: {main_path} generated")
+
+
+@app.command()
+def run(
+    project: Path = typer.Argument(..., help="folder of a bootstrapped Flower app"),
+    mock: list[Path] = typer.Option(..., help="mock data folder of a datasite, in order"),
+    run_config: str = typer.Option(None, help='override run config, e.g. "num-server-rounds=3"'),
+    timeout: float = typer.Option(None, help="seconds to wait for replies each round"),
+) -> None:
+    """Simulate the federation on mock data (one thread per datasite, real transport)."""
+    from syft_flwr.runtime import parse_config
+    from syft_flwr.simulation import SimulationError
+    from syft_flwr.simulation import run as simulate
+
+    try:
+        result = simulate(project, mock, run_config=parse_config(run_config), timeout=timeout)
+    except SimulationError as exc:
+        _fail(str(exc))
+    except (OSError, ValueError) as exc:
+        _fail(str(exc), code=2)
+    typer.echo(
+        f"simulation of {result.app_name} completed: {result.rounds} round(s), "
+        f"{result.duration:.2f} s"
+    )
+    for round_no, emails in sorted(result.participants.items()):
+        typer.echo(f"  round {round_no}: {', '.join(emails)}")
+    for path in result.outputs:
+        typer.echo(f"  output: {path}")
+    typer.echo(f"  logs: {result.log_dir}")
+
+
+@app.command()
+def demo(
+    folder: Path = typer.Option(Path("demo_network"), help="where the demo network is created"),
+    fl: bool = typer.Option(False, "--fl", help="train the model (fl-diabetes-prediction)"),
+) -> None:
+    """Run the whole data scientist / data owner workflow headless on a local network."""
+    from syft_flwr.demo import run_demo
+
+    raise typer.Exit(run_demo(folder, fl=fl))
+
+
+@app.command()
+def version() -> None:
+    """Print the toolkit's version."""
+    from syft_flwr import __version__
+
+    typer.echo(__version__)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,286 @@
+"""What a generated ``main.py`` runs: this party's role of a bootstrapped Flower app.
+
+The aggregator (the data scientist) drives the ServerApp over a :class:`DatasiteGrid`; a
+datasite (a data owner's approved job) serves the ClientApp on its data with a
+:class:`DatasiteNode`. Exit code 0 only when the party's part fully succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from syft_flwr.config import (
+    CONFIG_ENV,
+    Identity,
+    ProjectConfig,
+    flower_run_config,
+    load_project_config,
+)
+from syft_flwr.utils import DATA_DIR_ENV
+
+NODE_CONFIG_ENV = "SYFT_FLWR_NODE_CONFIG"
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_PARTIAL = 3  # the run finished, but some datasite failed or did not answer
+
+
+def parse_config(text: str | list[str] | None) -> dict[str, Any]:
+    """Parse Flower's ``key=value key2="text"`` syntax (TOML values) into a dict."""
+    if not text:
+        return {}
+    from flwr.common.config import parse_config_args
+
+    lines = [text] if isinstance(text, str) else list(text)
+    try:
+        return dict(parse_config_args(lines))
+    except Exception as exc:  # click.ClickException for malformed values
+        raise ValueError(
+            f"could not parse config {' '.join(lines)!r}: use key=value pairs separated by "
+            "spaces, e.g. \"num-server-rounds=3 strategy='fedavg'\""
+        ) from exc
+
+
+@dataclass
+class AggregatorOutcome:
+    """How an aggregator run ended; ``failures`` names each datasite that failed and why."""
+
+    report: Any
+    failures: dict[str, str] = field(default_factory=dict)
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.failures
+
+
+def run_config_for(project_dir: Path, overrides: dict[str, Any] | None, resume: bool) -> dict:
+    run_config = flower_run_config(project_dir)
+    run_config.update(overrides or {})
+    if resume:
+        run_config["resume"] = True
+    return run_config
+
+
+def run_aggregator(
+    project_dir: Path,
+    identity: Identity,
+    *,
+    run_config: dict[str, Any] | None = None,
+    timeout: float | None = None,
+    resume: bool = False,
+    config: ProjectConfig | None = None,
+) -> AggregatorOutcome:
+    """Run the ServerApp of ``project_dir`` as ``identity`` over the datasite network."""
+    from flwr.app import Context, RecordDict
+
+    from syft_flwr.apps import load_apps
+    from syft_flwr.transport import DatasiteGrid
+
+    config = config or load_project_config(project_dir)
+    apps = load_apps(project_dir)
+    full_config = run_config_for(project_dir, run_config, resume)
+    grid = DatasiteGrid(
+        identity.network,
+        config.app_name,
+        identity.email,
+        config.datasites,
+        timeout=timeout,
+        run_config=full_config,
+    )
+    context = Context(
+        run_id=grid.run.run_id,
+        node_id=0,
+        node_config={"project-dir": str(project_dir)},
+        state=RecordDict(),
+        run_config=full_config,
+    )
+    outcome = AggregatorOutcome(report=grid.report)
+    try:
+        apps.server_app(grid, context)
+    except BaseException as exc:  # reported, never swallowed as success
+        logger.exception(f"the ServerApp of {config.app_name} failed: {exc}")
+        outcome.error = exc
+    finally:
+        grid.stop_datasites()
+        grid.close()
+    outcome.failures = grid.report.failures()
+    return outcome
+
+
+def run_datasite(
+    project_dir: Path,
+    identity: Identity,
+    data_dir: Path,
+    *,
+    node_config: dict[str, Any] | None = None,
+    run_config: dict[str, Any] | None = None,
+    idle_timeout: float | None = None,
+    config: ProjectConfig | None = None,
+):
+    """Serve the ClientApp of ``project_dir`` for ``identity`` on ``data_dir`` until stopped."""
+    from syft_flwr.apps import load_apps
+    from syft_flwr.transport import DatasiteNode
+
+    config = config or load_project_config(project_dir)
+    apps = load_apps(project_dir)
+    node = DatasiteNode(
+        identity.network,
+        config.app_name,
+        identity.email,
+        config.aggregator,
+        apps.client_app,
+        data_path=Path(data_dir),
+        node_config=node_config,
+        run_config=run_config_for(project_dir, run_config, False),
+        idle_timeout=idle_timeout,
+    )
+    return node.serve()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description=(
+            "Run this party's part of a syft_flwr Flower app. The aggregator (the data "
+            "scientist) runs the ServerApp; a datasite (a data owner's approved job) serves "
+            "the ClientApp on its data. Who you are comes from the identity file."
+        ),
+    )
+    parser.add_argument(
+        "--active", action="store_true", help="run now, in the role your identity has"
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"identity file of this party (default: ${CONFIG_ENV})",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="aggregator: continue from the last saved round (apps that save rounds)",
+    )
+    parser.add_argument(
+        "--run-config",
+        default=None,
+        help='aggregator: override run config values, e.g. "num-server-rounds=3"',
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="aggregator: seconds to wait for the datasites' replies each round "
+        "(default: $SYFT_FLWR_MSG_TIMEOUT or 120)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help=f"datasite: the data the ClientApp reads (default: ${DATA_DIR_ENV})",
+    )
+    parser.add_argument(
+        "--node-config",
+        default=None,
+        help=f'datasite: node settings, e.g. "local-epochs=2" (default: ${NODE_CONFIG_ENV})',
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=None,
+        help="datasite: stop after this many seconds without a message "
+        "(default: $SYFT_FLWR_IDLE_TIMEOUT or 600)",
+    )
+    return parser
+
+
+def _configure_logging() -> None:
+    logger.remove()
+    logger.add(sys.stderr, level=os.environ.get("SYFT_FLWR_LOG_LEVEL", "INFO"))
+
+
+def main(project_dir: Path, argv: list[str] | None = None) -> int:
+    """Entry point of a generated ``main.py``; returns the process exit code."""
+    os.environ["FLWR_TELEMETRY_ENABLED"] = "0"
+    args = _parser().parse_args(argv)
+    _configure_logging()
+    if not args.active and not os.environ.get(DATA_DIR_ENV):
+        print(
+            "Nothing to do: run `python main.py --active` to take your part in the run "
+            "(see --help). A data owner's job runner starts main.py with DATA_DIR set.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        identity = Identity.load(args.config)
+        config = load_project_config(project_dir)
+        role = config.role_of(identity.email)
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    try:
+        if role == "aggregator":
+            return _aggregate(project_dir, identity, config, args)
+        return _serve(project_dir, identity, config, args)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _aggregate(project_dir: Path, identity: Identity, config: ProjectConfig, args) -> int:
+    logger.info(
+        f"{identity.email}: aggregating {config.app_name} over {', '.join(config.datasites)}"
+    )
+    outcome = run_aggregator(
+        project_dir,
+        identity,
+        run_config=parse_config(args.run_config),
+        timeout=args.timeout,
+        resume=args.resume,
+        config=config,
+    )
+    print(outcome.report.summary())
+    if outcome.error is not None:
+        print(f"FAILED: the ServerApp raised {outcome.error!r}", file=sys.stderr)
+        return EXIT_FAILED
+    if outcome.failures:
+        for email, why in outcome.failures.items():
+            print(f"datasite {email} failed: {why}", file=sys.stderr)
+        print("FINISHED WITH FAILURES: the results leave out the datasites above", file=sys.stderr)
+        return EXIT_PARTIAL
+    print("run completed: every datasite answered every round")
+    return EXIT_OK
+
+
+def _serve(project_dir: Path, identity: Identity, config: ProjectConfig, args) -> int:
+    data_dir = args.data_dir or (
+        Path(os.environ[DATA_DIR_ENV]) if os.environ.get(DATA_DIR_ENV) else None
+    )
+    if data_dir is None or not Path(data_dir).exists():
+        print(
+            f"error: {identity.email} is a datasite of {config.app_name} but has no data: set "
+            f"{DATA_DIR_ENV} or pass --data-dir (a data owner's job runner sets it)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    node_config = parse_config(args.node_config or os.environ.get(NODE_CONFIG_ENV))
+    logger.info(f"{identity.email}: serving {config.app_name} for {config.aggregator}")
+    result = run_datasite(
+        project_dir,
+        identity,
+        Path(data_dir),
+        node_config=node_config,
+        idle_timeout=args.idle_timeout,
+        config=config,
+    )
+    print(result)
+    return EXIT_OK if result.ok else EXIT_FAILED

@@ -1,0 +1,216 @@
+"""``syft_flwr.run``: simulate the federation on mock data, in threads, over the real transport.
+
+One thread per datasite serves the ClientApp on its mock data; one thread runs the ServerApp
+over a :class:`DatasiteGrid`; messages travel as files through a throwaway network folder,
+exactly as in a real run. Any failure raises :class:`SimulationError`; success is never
+reported after a failure.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from syft_flwr.config import load_project_config
+from syft_flwr.network.layout import Network
+from syft_flwr.party_logs import party_log_files
+from syft_flwr.runtime import run_config_for
+
+LOG_FOLDER = "simulation_logs"
+OUTPUT_FOLDERS = ("figures", "weights")
+
+
+class SimulationError(RuntimeError):
+    """A simulated run failed; ``failures`` maps each failing party to the cause."""
+
+    def __init__(self, message: str, failures: dict[str, str], log_dir: Path | None = None):
+        super().__init__(message)
+        self.failures = failures
+        self.log_dir = log_dir
+
+
+@dataclass
+class SimulationResult:
+    """What a successful simulation produced."""
+
+    project_dir: Path
+    app_name: str
+    rounds: int
+    participants: dict[int, list[str]]  # round -> datasites that answered it
+    outputs: list[Path]
+    log_dir: Path
+    duration: float
+    report: Any = field(repr=False, default=None)
+
+
+def _check_inputs(project_dir: Path, mock_paths: list[Path], datasites: tuple[str, ...]) -> None:
+    if len(mock_paths) != len(datasites):
+        raise ValueError(
+            f"{len(mock_paths)} mock path(s) given for {len(datasites)} datasite(s) "
+            f"({', '.join(datasites)}): pass one mock data folder per datasite, in the same order"
+        )
+    for email, path in zip(datasites, mock_paths, strict=True):
+        if not path.exists():
+            raise FileNotFoundError(f"mock data for {email} not found at {path}")
+
+
+def _outputs_since(project_dir: Path, start: float) -> list[Path]:
+    found = []
+    for folder in OUTPUT_FOLDERS:
+        root = project_dir / folder
+        if root.is_dir():
+            found += [p for p in root.rglob("*") if p.is_file() and p.stat().st_mtime >= start]
+    return sorted(found)
+
+
+_DATA_HINT = (
+    " (hint: the ClientApp could not find its data; load it with "
+    "syft_flwr.utils.get_syftbox_dataset_path(), which points at each datasite's data, "
+    "instead of a fixed path)"
+)
+
+
+def _with_hint(why: str) -> str:
+    if any(name in why for name in ("FileNotFoundError", "DatasetPathError")):
+        return why + _DATA_HINT
+    return why
+
+
+def run(
+    project_dir: Path | str,
+    mock_paths: list[Path | str],
+    *,
+    run_config: dict[str, Any] | None = None,
+    timeout: float | None = None,
+    keep_network: bool = False,
+) -> SimulationResult:
+    """Simulate the bootstrapped Flower app in ``project_dir`` on one mock folder per datasite.
+
+    ``mock_paths`` are in the order of ``[tool.syft_flwr].datasites``. ``run_config`` overrides
+    the app's ``[tool.flwr.app.config]``; ``timeout`` bounds each round's wait for replies.
+    Logs go to ``<project>/simulation_logs/<email>.log``; outputs (figures/, weights/) to the
+    project folder. Raises :class:`SimulationError` naming each datasite that failed.
+    """
+    from flwr.app import Context, RecordDict
+
+    from syft_flwr.apps import load_apps
+    from syft_flwr.transport import DatasiteGrid, DatasiteNode
+
+    project_dir = Path(project_dir).expanduser().resolve()
+    config = load_project_config(project_dir)
+    mocks = [Path(p).expanduser().resolve() for p in mock_paths]
+    _check_inputs(project_dir, mocks, config.datasites)
+    apps = load_apps(project_dir)
+    full_config = run_config_for(project_dir, run_config, resume=False)
+
+    sim_id = uuid.uuid4().hex
+    workdir = Path(tempfile.mkdtemp(prefix="syft_flwr_sim_"))
+    network = Network(workdir / "network")
+    log_dir = project_dir / LOG_FOLDER
+    parties = [*config.datasites, config.aggregator]
+    started = time.time()
+    failures: dict[str, str] = {}
+    node_results: dict[str, Any] = {}
+
+    with party_log_files(sim_id, log_dir, parties):
+        grid = DatasiteGrid(
+            network,
+            config.app_name,
+            config.aggregator,
+            config.datasites,
+            timeout=timeout,
+            run_config=full_config,
+        )
+        nodes = {
+            email: DatasiteNode(
+                network,
+                config.app_name,
+                email,
+                config.aggregator,
+                apps.client_app,
+                data_path=mock,
+                run_config=full_config,
+            )
+            for email, mock in zip(config.datasites, mocks, strict=True)
+        }
+
+        def serve(email: str) -> None:
+            with logger.contextualize(sim=sim_id, party=email):
+                try:
+                    node_results[email] = nodes[email].serve()
+                except BaseException as exc:  # the thread reports, the caller raises
+                    logger.exception(f"datasite {email} crashed: {exc}")
+                    failures[email] = f"crashed: {type(exc).__name__}: {exc}"
+
+        def aggregate() -> None:
+            with logger.contextualize(sim=sim_id, party=config.aggregator):
+                context = Context(
+                    run_id=grid.run.run_id,
+                    node_id=0,
+                    node_config={"project-dir": str(project_dir)},
+                    state=RecordDict(),
+                    run_config=full_config,
+                )
+                try:
+                    apps.server_app(grid, context)
+                except BaseException as exc:
+                    logger.exception(f"the ServerApp failed: {exc}")
+                    failures[config.aggregator] = f"ServerApp raised {type(exc).__name__}: {exc}"
+                finally:
+                    grid.stop_datasites()
+
+        threads = [
+            threading.Thread(target=serve, args=(e,), name=f"datasite-{e}", daemon=True)
+            for e in config.datasites
+        ]
+        threads.append(threading.Thread(target=aggregate, name="aggregator", daemon=True))
+        for thread in threads:
+            thread.start()
+        try:
+            threads[-1].join()
+            for thread in threads[:-1]:
+                thread.join(timeout=30)
+        finally:
+            for node in nodes.values():
+                node.stop()
+            grid.close()
+            if not keep_network:
+                shutil.rmtree(workdir, ignore_errors=True)
+
+    report = grid.report
+    for email, why in report.failures().items():
+        failures.setdefault(email, why)
+    for email, result in node_results.items():
+        if not result.ok:
+            failures.setdefault(email, str(result))
+    for email, thread in zip(config.datasites, threads, strict=False):
+        if thread.is_alive():
+            failures.setdefault(email, "did not stop after the run ended")
+    duration = time.time() - started
+
+    if failures:
+        failures = {who: _with_hint(why) for who, why in failures.items()}
+        lines = "\n".join(f"  - {who}: {why}" for who, why in failures.items())
+        raise SimulationError(
+            f"simulation of {config.app_name} failed:\n{lines}\nlogs: {log_dir}",
+            failures,
+            log_dir,
+        )
+    return SimulationResult(
+        project_dir=project_dir,
+        app_name=config.app_name,
+        rounds=report.rounds,
+        participants=report.participants(),
+        outputs=_outputs_since(project_dir, started - 1),
+        log_dir=log_dir,
+        duration=duration,
+        report=report,
+    )
