@@ -2,7 +2,6 @@ import sys
 from pathlib import Path
 
 from syft_flwr.apps import load_apps
-
 from tests.support import copy_app
 
 

@@ -5,7 +5,6 @@ import pytest
 
 import syft_flwr
 from syft_flwr.config import load_project_config
-
 from tests.support import AGGREGATOR, DATASITES
 
 

@@ -11,6 +11,7 @@ coalesced event costs at most one ``poll_interval``. Use it as::
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 
@@ -83,10 +84,8 @@ class DirectoryWatcher:
 
     def close(self) -> None:
         if self._watch is not None:
-            try:
+            with contextlib.suppress(KeyError, ValueError):
                 self._observer.unschedule(self._watch)
-            except (KeyError, ValueError):
-                pass
             self._watch = None
 
     def __enter__(self) -> DirectoryWatcher:
