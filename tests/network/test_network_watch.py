@@ -1,0 +1,117 @@
+"""Waking on new files: inotify events through watchdog, and the polling fallback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from syft_flwr.network import watch
+from syft_flwr.network.atomic import atomic_write_text, is_temporary
+from syft_flwr.network.watch import DirectoryWatcher
+
+WRITE_LATER = (
+    "import sys, time; from pathlib import Path\n"
+    "from syft_flwr.network.atomic import atomic_write_text\n"
+    "time.sleep(float(sys.argv[2]))\n"
+    "atomic_write_text(Path(sys.argv[1]), 'hello')\n"
+)
+
+
+def write_from_another_process(path: Path, delay: float = 0.3) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", WRITE_LATER, str(path), str(delay)])
+
+
+def scan(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if not is_temporary(p.name))
+
+
+def wait_for_file(watcher: DirectoryWatcher, folder: Path, timeout: float = 20.0) -> list[str]:
+    """The loop every consumer runs: rescan, then wait for a hint."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = scan(folder)
+        if found:
+            return found
+        watcher.wait(timeout=1.0)
+    return []
+
+
+def test_wakes_on_a_file_renamed_in_by_another_process(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    with DirectoryWatcher(inbox) as watcher:
+        assert watcher.mode == "events"
+        writer = write_from_another_process(inbox / "msg.json")
+        try:
+            assert watcher.wait(timeout=20) is True  # woken by the event, not a timeout
+        finally:
+            writer.wait(timeout=30)
+        assert scan(inbox) == ["msg.json"]
+
+
+def test_hidden_temporary_files_do_not_wake(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    with DirectoryWatcher(inbox) as watcher:
+        (inbox / ".tmp-partial").write_text("half")
+        assert watcher.wait(timeout=0.3) is False
+        atomic_write_text(inbox / "done.json", "{}")
+        assert watcher.wait(timeout=20) is True
+
+
+def test_polling_mode_finds_files(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    with DirectoryWatcher(inbox, poll_interval=0.05, use_events=False) as watcher:
+        assert watcher.mode == "polling"
+        assert watcher.wait(timeout=5) is False  # returns after one poll interval
+        writer = write_from_another_process(inbox / "msg.json", delay=0.2)
+        try:
+            assert wait_for_file(watcher, inbox) == ["msg.json"]
+        finally:
+            writer.wait(timeout=30)
+
+
+def test_falls_back_to_polling_when_events_are_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_inotify():
+        raise OSError(28, "inotify watch limit reached")
+
+    monkeypatch.setattr(watch, "_shared_observer", no_inotify)
+    inbox = tmp_path / "inbox"
+    with DirectoryWatcher(inbox, poll_interval=0.05) as watcher:
+        assert watcher.mode == "polling"
+        writer = write_from_another_process(inbox / "msg.json", delay=0.2)
+        try:
+            assert wait_for_file(watcher, inbox) == ["msg.json"]
+        finally:
+            writer.wait(timeout=30)
+
+
+def test_notify_wakes_a_waiting_thread(tmp_path: Path) -> None:
+    watcher = DirectoryWatcher(tmp_path / "inbox")
+    woke: list[bool] = []
+    thread = threading.Thread(target=lambda: woke.append(watcher.wait(timeout=30)))
+    thread.start()
+    time.sleep(0.05)
+    watcher.notify()
+    thread.join(timeout=30)
+    assert woke == [True]
+    watcher.close()
+    watcher.close()  # closing twice is harmless
+
+
+def test_watchers_share_one_observer_thread(tmp_path: Path) -> None:
+    watchers = [DirectoryWatcher(tmp_path / f"inbox{i}") for i in range(5)]
+    try:
+        assert all(w.mode == "events" for w in watchers)
+        assert len({id(w._observer) for w in watchers}) == 1
+        atomic_write_text(tmp_path / "inbox3" / "m.json", "{}")
+        assert watchers[3].wait(timeout=20) is True
+        assert watchers[1].wait(timeout=0.2) is False  # only the folder's own watcher wakes
+    finally:
+        for w in watchers:
+            w.close()

@@ -1,0 +1,41 @@
+"""Sessions, datasets and jobs on a datasite network (remote data science).
+
+A data owner publishes datasets (mock part public, private part kept), reviews the jobs data
+scientists submit, runs the approved ones on the private data, and shares results; every
+decision lands in a hash-chained audit log. Start with :func:`setup_rds_server`.
+"""
+
+from syft_flwr.rds.audit import AuditLog
+from syft_flwr.rds.code import DEFAULT_LIMITS, SubmissionLimits, code_sha256
+from syft_flwr.rds.datasets import Dataset, DatasetAPI
+from syft_flwr.rds.errors import (
+    AuditLogTamperedError,
+    DatasetNotFoundError,
+    JobNotFoundError,
+    JobStateError,
+)
+from syft_flwr.rds.jobs import Job, JobAPI
+from syft_flwr.rds.runner import RunHandle
+from syft_flwr.rds.server import RDSClient, RDSServer, Session, setup_rds_server
+from syft_flwr.rds.state import JobStatus
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "AuditLog",
+    "AuditLogTamperedError",
+    "Dataset",
+    "DatasetAPI",
+    "DatasetNotFoundError",
+    "Job",
+    "JobAPI",
+    "JobNotFoundError",
+    "JobStateError",
+    "JobStatus",
+    "RDSClient",
+    "RDSServer",
+    "RunHandle",
+    "Session",
+    "SubmissionLimits",
+    "code_sha256",
+    "setup_rds_server",
+]

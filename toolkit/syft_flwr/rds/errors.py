@@ -1,0 +1,25 @@
+"""Errors of the RDS layer that a person can act on."""
+
+from __future__ import annotations
+
+
+class AuditLogTamperedError(RuntimeError):
+    """The audit log's hash chain is broken: a line was edited, removed or reordered."""
+
+
+class JobNotFoundError(LookupError, ValueError):
+    """No job with that uid in the datasite's job inbox."""
+
+    def __str__(self) -> str:  # LookupError would quote the message like a dict key
+        return str(self.args[0]) if self.args else "job not found"
+
+
+class DatasetNotFoundError(LookupError, ValueError):
+    """No dataset with that name on the datasite."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "dataset not found"
+
+
+class JobStateError(RuntimeError):
+    """The job is not in a status that allows the requested step (e.g. running a rejected job)."""

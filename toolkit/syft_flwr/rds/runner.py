@@ -1,0 +1,352 @@
+"""The job runner: verify the approved code, run it on private or mock data, record the run.
+
+A run copies the job's code from the inbox into ``<private>/rds/jobs/<id>/runs/<n>/code``,
+hashing exactly the bytes it copies, and refuses if the hash is not the one pinned at approval.
+The entrypoint runs as ``[sys.executable, entrypoint]`` in its own process group with the copy
+as working directory; stdout and stderr go straight to log files (no pipe that can fill up).
+A timeout kills the whole process group.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from syft_flwr.config import CONFIG_ENV
+from syft_flwr.rds._files import utc_now
+from syft_flwr.rds.code import copy_code
+from syft_flwr.rds.datasets import private_data_dir
+from syft_flwr.rds.errors import JobStateError
+from syft_flwr.rds.jobs import JobRef
+from syft_flwr.rds.state import RUNNABLE, JobStatus, set_status
+
+if TYPE_CHECKING:
+    from syft_flwr.rds.server import Session
+
+DEFAULT_TIMEOUT = 3600.0
+KILL_GRACE_SECONDS = 3.0
+#: Variables the runner sets; a caller's ``env`` may not replace them.
+RESERVED_ENV = ("DATA_DIR", "OUTPUT_DIR", CONFIG_ENV, "FLWR_TELEMETRY_ENABLED", "PYTHONUNBUFFERED")
+
+_active: weakref.WeakSet[RunHandle] = weakref.WeakSet()
+
+
+class RunHandle:
+    """A run of a job: ``wait()``, ``poll()``, ``done``, ``returncode``, ``cancel()``.
+
+    ``status`` is the run's final status (``completed``/``failed``) once done.
+    """
+
+    def __init__(self, session: Session, uid: str, record: dict[str, Any], timeout: float):
+        self._session = session
+        self.job_uid = uid
+        self.run_number: int = record["n"]
+        self.kind: str = record["kind"]
+        self.stdout_path = Path(record["stdout"])
+        self.stderr_path = Path(record["stderr"])
+        self.output_dir = Path(record["output_dir"])
+        self.timeout = timeout
+        self.returncode: int | None = None
+        self.status: str | None = None
+        self.reason: str | None = None
+        self.duration_s: float | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._finished = threading.Event()
+        self._stop_reason: str | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def done(self) -> bool:
+        return self._finished.is_set()
+
+    def poll(self) -> int | None:
+        """The exit code if the run has finished (and been recorded), else None."""
+        return self.returncode if self.done else None
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Block until the run is finished and recorded; returns its exit code.
+
+        TimeoutError if ``timeout`` passes first (the run goes on).
+        """
+        if not self._finished.wait(timeout):
+            raise TimeoutError(
+                f"run {self.run_number} of job {self.job_uid} still running after {timeout} s "
+                "(it goes on; call wait() again or cancel())"
+            )
+        assert self.returncode is not None
+        return self.returncode
+
+    def cancel(self, reason: str = "cancelled by the data owner") -> None:
+        """Kill the run's process group; the run is recorded as failed with ``reason``."""
+        if self._proc is not None and not self.done:
+            self._stop_reason = reason
+            _kill_group(self._proc)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _start(self, argv: list[str], cwd: Path, env: dict[str, str], blocking: bool) -> None:
+        started = time.monotonic()
+        try:
+            with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
+                self._proc = subprocess.Popen(
+                    argv,
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,  # its own process group, killed as a whole
+                )
+        except OSError as exc:
+            self._finish(None, started, f"could not start the job: {exc}")
+            raise
+        _active.add(self)
+        if blocking:
+            try:
+                self._watch(started)
+            except BaseException:  # e.g. KeyboardInterrupt in a notebook: do not orphan it
+                self._stop_reason = "interrupted while the data owner waited for it"
+                _kill_group(self._proc)
+                self._watch(started)
+                raise
+        else:
+            self._thread = threading.Thread(
+                target=self._watch, args=(started,), name=f"rds-run-{self.job_uid}", daemon=True
+            )
+            self._thread.start()
+
+    def _watch(self, started: float) -> None:
+        proc = self._proc
+        assert proc is not None
+        try:
+            proc.wait(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            self._stop_reason = "timeout"
+            logger.warning(
+                f"job {self.job_uid} exceeded its timeout of {self.timeout:g} s; killing it"
+            )
+            _kill_group(proc)
+        _kill_group(proc, grace=0)  # whatever it left behind in its group
+        self._finish(proc.returncode, started, self._stop_reason)
+
+    def _finish(self, returncode: int | None, started: float, stop_reason: str | None) -> None:
+        if self.done:
+            return
+        self.duration_s = round(time.monotonic() - started, 3)
+        self.returncode = returncode if returncode is not None else -1
+        if stop_reason is not None:
+            status, reason = JobStatus.FAILED, stop_reason
+        elif self.returncode != 0:
+            status, reason = JobStatus.FAILED, f"exit code {self.returncode}"
+        else:
+            status, reason = JobStatus.COMPLETED, None
+        self.status, self.reason = str(status), reason
+        s = self._session
+
+        def finish(st: dict[str, Any]) -> None:
+            for record in st["runs"]:
+                if record["n"] == self.run_number:
+                    record.update(
+                        {
+                            "status": str(status),
+                            "reason": reason,
+                            "exit_code": self.returncode,
+                            "finished_at": utc_now(),
+                            "duration_s": self.duration_s,
+                        }
+                    )
+            if st["status"] == JobStatus.RUNNING and st["runs"][-1]["n"] == self.run_number:
+                set_status(st, status, reason)
+
+        try:
+            state = s.store.update(self.job_uid, finish)  # the run's outcome is kept, whatever
+            s.job._mirror(self.job_uid, state)
+            try:
+                s.audit.append(
+                    "run_end",
+                    job_id=self.job_uid,
+                    run=self.run_number,
+                    kind=self.kind,
+                    status=str(status),
+                    exit_code=self.returncode,
+                    duration_s=self.duration_s,
+                    reason=reason,
+                )
+            except Exception as exc:  # noqa: BLE001 - a broken log must not lose the outcome
+                logger.error(
+                    f"could not audit the end of run {self.run_number} of job {self.job_uid}: {exc}"
+                )
+        finally:
+            _active.discard(self)
+            self._finished.set()
+        log = logger.info if status == JobStatus.COMPLETED else logger.warning
+        log(
+            f"job {self.job_uid} run {self.run_number} ({self.kind}) {status}"
+            + (f": {reason}" if reason else "")
+            + f" in {self.duration_s:g} s"
+        )
+
+    def __repr__(self) -> str:
+        state = f"{self.status}, exit code {self.returncode}" if self.done else "running"
+        return (
+            f"RunHandle(job={self.job_uid!r}, run={self.run_number}, kind={self.kind!r}, {state})"
+        )
+
+
+def _kill_group(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE_SECONDS) -> None:
+    """SIGTERM the process group, then SIGKILL what is left after ``grace`` seconds."""
+    try:
+        pgid = proc.pid  # start_new_session: the job leads its own group
+        if grace > 0:
+            os.killpg(pgid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=grace)
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+@atexit.register
+def _stop_active_runs() -> None:
+    """The data owner's process is ending: stop its runs and record them as failed."""
+    for handle in list(_active):
+        handle.cancel("interrupted: the data owner's process ended during the run")
+        if handle._thread is not None:
+            handle._thread.join(timeout=KILL_GRACE_SECONDS + 2)
+
+
+def start_run(
+    session: Session,
+    job: JobRef,
+    kind: str,
+    *,
+    blocking: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    env: dict[str, str] | None = None,
+) -> RunHandle:
+    """Run an approved job on ``kind`` ("private" or "mock") data; see Session.run_private."""
+    if kind not in ("private", "mock"):
+        raise ValueError(f"kind must be 'private' or 'mock', not {kind!r}")
+    if timeout is None or timeout <= 0:
+        raise ValueError("timeout must be a positive number of seconds")
+    extra = _check_env(env)
+    api = session.job
+    uid, req, state = api._owner_job(job, f"run jobs on {kind} data")
+    if state["status"] not in RUNNABLE:
+        hint = {
+            JobStatus.PENDING_CODE_REVIEW: "review and approve it first (session.job.approve)",
+            JobStatus.REJECTED: "it was rejected",
+            JobStatus.RUNNING: "it is already running",
+        }.get(JobStatus(state["status"]), "")
+        raise JobStateError(f"job {uid} is {state['status']} and cannot run: {hint}")
+    if kind == "private":
+        data_dir = private_data_dir(session, req["dataset_name"])
+    else:
+        data_dir = session.dataset.get(req["dataset_name"]).get_mock_path()
+    store = session.store
+    code_src = api._job_dir(uid) / "code"
+
+    record: dict[str, Any] = {}
+
+    def begin(st: dict[str, Any]) -> None:
+        if st["status"] not in RUNNABLE:
+            raise JobStateError(f"job {uid} is {st['status']} and cannot run now")
+        n = len(st["runs"]) + 1
+        run_dir = store.run_dir(uid, n)
+        shutil.rmtree(run_dir, ignore_errors=True)  # a refused attempt may have left a copy
+        try:
+            copied = copy_code(code_src, run_dir / "code", session.limits)
+        except (ValueError, OSError) as exc:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise api._refuse(uid, "run", f"refusing to run job {uid}: {exc}") from exc
+        if copied != st["pinned_sha256"]:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise api._refuse(
+                uid,
+                "run",
+                f"refusing to run job {uid}: its code changed after approval (approved hash "
+                f"{str(st['pinned_sha256'])[:12]}…, now {copied[:12]}…). Reject it and ask the "
+                "submitter to submit the new code as a new job",
+            )
+        if not (run_dir / "code" / req["entrypoint"]).is_file():
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise api._refuse(
+                uid, "run", f"job {uid} has no entrypoint {req['entrypoint']!r}", ValueError
+            )
+        (run_dir / "output").mkdir(parents=True, exist_ok=True)
+        record.update(
+            {
+                "n": n,
+                "kind": kind,
+                "status": "running",
+                "reason": None,
+                "started_at": utc_now(),
+                "finished_at": None,
+                "exit_code": None,
+                "duration_s": None,
+                "code_sha256": copied,
+                "code_dir": str(run_dir / "code"),
+                "data_dir": str(data_dir),
+                "output_dir": str(run_dir / "output"),
+                "stdout": str(run_dir / "stdout.log"),
+                "stderr": str(run_dir / "stderr.log"),
+                "timeout_s": timeout,
+                "watcher_pid": os.getpid(),
+            }
+        )
+        session.audit.append(
+            "run_start",
+            job_id=uid,
+            run=n,
+            kind=kind,
+            code_sha256=copied,
+            entrypoint=req["entrypoint"],
+        )
+        st["runs"].append(record)
+        set_status(st, JobStatus.RUNNING)
+
+    state = store.update(uid, begin)
+    api._mirror(uid, state)
+
+    run_env = {
+        **os.environ,
+        **extra,
+        "DATA_DIR": str(data_dir),
+        "OUTPUT_DIR": record["output_dir"],
+        CONFIG_ENV: str(session.client.config_path),
+        "FLWR_TELEMETRY_ENABLED": "0",
+        "PYTHONUNBUFFERED": "1",
+    }
+    handle = RunHandle(session, uid, record, timeout)
+    logger.info(f"running job {req['name']!r} ({uid}) run {record['n']} on {kind} data")
+    handle._start([sys.executable, req["entrypoint"]], Path(record["code_dir"]), run_env, blocking)
+    return handle
+
+
+def _check_env(env: dict[str, str] | None) -> dict[str, str]:
+    if env is None:
+        return {}
+    if not isinstance(env, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+    ):
+        raise ValueError("env must be a dict of str to str")
+    clash = sorted(set(env) & set(RESERVED_ENV))
+    if clash:
+        raise ValueError(f"env may not set {clash}: the runner sets them for every job")
+    return dict(env)

@@ -1,0 +1,139 @@
+"""The data owner's authoritative record of each job, kept in its private folder.
+
+```
+<private>/rds/jobs/<job_id>/state.json      status, pinned hash, reason, history, runs
+<private>/rds/jobs/<job_id>/runs/<n>/       code/ (verified copy), stdout.log, stderr.log, output/
+```
+
+Nothing written by another party (the inbox's request or status mirror) is ever taken as the
+job's status; the inbox only tells the data owner that a job exists.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from syft_flwr.network.atomic import atomic_write_json, read_json
+from syft_flwr.network.layout import Network, validate_name
+from syft_flwr.rds._files import file_lock, utc_now
+
+
+class JobStatus(StrEnum):
+    """pending_code_review → approved | rejected → running → completed | failed → shared."""
+
+    PENDING_CODE_REVIEW = "pending_code_review"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SHARED = "shared"
+
+
+#: Statuses from which a run may start (a job may be re-run after it finished).
+RUNNABLE = frozenset({JobStatus.APPROVED, JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.SHARED})
+TERMINAL = ("completed", "failed", "rejected", "shared")
+
+
+class JobStateStore:
+    """Reads and updates ``state.json`` of the jobs of one data owner, under a per-job lock."""
+
+    def __init__(self, network: Network, owner: str):
+        self.network = network
+        self.owner = owner
+        self.root = network.private_dir(owner) / "rds" / "jobs"
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.root / validate_name(job_id, "job id")
+
+    def state_path(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / "state.json"
+
+    def run_dir(self, job_id: str, n: int) -> Path:
+        return self.job_dir(job_id) / "runs" / str(n)
+
+    def job_ids(self) -> list[str]:
+        """Every job the owner has a record of (even if its inbox folder is gone)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / "state.json").exists())
+
+    def load(self, job_id: str) -> dict[str, Any] | None:
+        path = self.state_path(job_id)
+        if not path.exists():
+            return None
+        return read_json(path)
+
+    @contextmanager
+    def locked(self, job_id: str) -> Iterator[None]:
+        with file_lock(self.job_dir(job_id) / ".lock"):
+            yield
+
+    def create_if_missing(
+        self, job_id: str, make: Callable[[], dict[str, Any]]
+    ) -> tuple[dict[str, Any], bool]:
+        """The state of ``job_id``; created from ``make()`` if none exists. Returns (state, new)."""
+        existing = self.load(job_id)
+        if existing is not None:
+            return existing, False
+        with self.locked(job_id):
+            existing = self.load(job_id)
+            if existing is not None:
+                return existing, False
+            state = make()
+            atomic_write_json(self.state_path(job_id), state)
+            return state, True
+
+    def update(self, job_id: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        """Apply ``change`` to the state under the job's lock and write it back."""
+        with self.locked(job_id):
+            state = self.load(job_id)
+            if state is None:
+                raise FileNotFoundError(f"no state for job {job_id} in {self.root}")
+            change(state)
+            state["updated_at"] = utc_now()
+            atomic_write_json(self.state_path(job_id), state)
+            return state
+
+
+def set_status(state: dict[str, Any], status: JobStatus, reason: str | None = None) -> None:
+    state["status"] = str(status)
+    state["reason"] = reason
+    entry = {"status": str(status), "at": utc_now(), "reason": reason}
+    state.setdefault("history", []).append(entry)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def orphaned_run(state: dict[str, Any]) -> bool:
+    """True if the job is "running" but the data-owner process watching its run is gone."""
+    if state.get("status") != JobStatus.RUNNING or not state.get("runs"):
+        return False
+    watcher = state["runs"][-1].get("watcher_pid")
+    return bool(watcher) and watcher != os.getpid() and not _pid_alive(watcher)
+
+
+def status_set(status: str | Iterable[str] | None) -> set[str] | None:
+    """The statuses asked for (None: all), checked against :class:`JobStatus`."""
+    if status is None:
+        return None
+    wanted = {status} if isinstance(status, str) else {str(s) for s in status}
+    unknown = wanted - {s.value for s in JobStatus}
+    if unknown:
+        raise ValueError(
+            f"unknown status {sorted(unknown)}: use one of {[s.value for s in JobStatus]}"
+        )
+    return wanted
