@@ -1,0 +1,115 @@
+"""Who is on the network: every datasite folder with its heartbeat (status.json), if any."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from syft_flwr.network.layout import Network, validate_email
+
+DEFAULT_OFFLINE_AFTER = 15.0
+
+
+@dataclass
+class Participant:
+    """A datasite as its heartbeat describes it.
+
+    ``online`` is true only when the heartbeat says so and is younger than ``offline_after``;
+    ``heartbeat_age`` is None when the datasite never wrote one.
+    """
+
+    email: str
+    online: bool
+    heartbeat_age: float | None = None
+    role: str | None = None
+    cpu: dict[str, float] | None = None  # {"process": %, "machine": %}
+    memory: dict[str, float] | None = None  # process_rss_bytes, machine_percent, ...
+    running: dict[str, Any] = field(default_factory=dict)  # job, app, round
+    pid: int | None = None
+    updated_at: str | None = None
+    problem: str | None = None  # why the heartbeat could not be read, if it could not
+
+    @property
+    def state(self) -> str:
+        """``online``, ``offline`` or ``no heartbeat``."""
+        if self.online:
+            return "online"
+        return "offline" if self.heartbeat_age is not None else "no heartbeat"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["state"] = self.state
+        return data
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def read_participant(
+    network: Network,
+    email: str,
+    *,
+    offline_after: float = DEFAULT_OFFLINE_AFTER,
+    now: float | None = None,
+) -> Participant:
+    """The heartbeat of one datasite; a missing or unreadable one means offline."""
+    validate_email(email)
+    now = time.time() if now is None else now
+    path = network.status_path(email)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Participant(email=email, online=False)
+    except OSError as exc:
+        return Participant(email=email, online=False, problem=f"unreadable: {exc}")
+    try:
+        data = json.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as exc:
+        return Participant(email=email, online=False, problem=f"malformed status.json: {exc}")
+
+    updated = _float(data.get("updated_at_epoch"))
+    if updated is None:  # an older or foreign writer: fall back to the file's time
+        try:
+            updated = path.stat().st_mtime
+        except OSError:
+            updated = None
+    # Clocks of synced machines may disagree a little: never report a negative age.
+    age = max(0.0, now - updated) if updated is not None else None
+    fresh = age is not None and age <= offline_after
+    running = data.get("running") if isinstance(data.get("running"), dict) else {}
+    cpu = data.get("cpu_percent") if isinstance(data.get("cpu_percent"), dict) else None
+    memory = data.get("memory") if isinstance(data.get("memory"), dict) else None
+    return Participant(
+        email=email,
+        online=bool(data.get("online")) and fresh,
+        heartbeat_age=age,
+        role=data.get("role") if isinstance(data.get("role"), str) else None,
+        cpu=cpu,
+        memory=memory,
+        running=running,
+        pid=data.get("pid") if isinstance(data.get("pid"), int) else None,
+        updated_at=data.get("updated_at") if isinstance(data.get("updated_at"), str) else None,
+    )
+
+
+def list_participants(
+    network: Network, *, offline_after: float = DEFAULT_OFFLINE_AFTER, now: float | None = None
+) -> list[Participant]:
+    """Every datasite folder on ``network``, sorted by email, with its liveness and load.
+
+    Folders whose names are not valid emails are not datasites and are skipped.
+    """
+    now = time.time() if now is None else now
+    found = []
+    for email in network.datasite_emails():
+        try:
+            validate_email(email)
+        except ValueError:
+            continue
+        found.append(read_participant(network, email, offline_after=offline_after, now=now))
+    return found
