@@ -1,0 +1,1 @@
+"""Federated analytics of the Pima diabetes data: histograms and statistics per outcome."""

@@ -1,0 +1,81 @@
+"""Histogram figures of the aggregated counts (matplotlib, imported only when plotting).
+
+Uses the object-oriented API (``Figure`` + the Agg canvas): no pyplot, no global backend
+switch, safe in a thread of a simulation.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+from fed_analytics_diabetes.settings import FEATURES, OUTCOME_NAMES, OUTCOMES, ZERO_IS_MISSING
+from fed_analytics_diabetes.statistics import Statistics
+
+COLORS = {0: "#4C72B0", 1: "#DD8452"}
+
+
+def histogram_png(stats: Statistics, feature: str, path: Path, *, datasites: int) -> Path:
+    """Draw ``feature``'s histogram per outcome into ``path`` (written whole, then renamed)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    hists = stats.histograms[feature]
+    edges = hists[OUTCOMES[0]].edges
+    fig = Figure(figsize=(10, 5.5), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    share = 0.8 / len(OUTCOMES)
+    for i, outcome in enumerate(OUTCOMES):
+        h = hists[outcome]
+        widths = [(b - a) * share for a, b in zip(edges, edges[1:], strict=False)]
+        lefts = [a + (b - a) * (0.1 + i * share) for a, b in zip(edges, edges[1:], strict=False)]
+        bars = ax.bar(
+            lefts,
+            h.counts,
+            width=widths,
+            align="edge",
+            color=COLORS.get(outcome),
+            label=f"y = {outcome}: {OUTCOME_NAMES[outcome]} (n = {sum(h.counts)})",
+        )
+        ax.bar_label(bars, labels=[str(c) if c else "" for c in h.counts], fontsize=7, padding=1)
+    if len(edges) <= 30:
+        ax.set_xticks(edges, [f"{e:g}" for e in edges], fontsize=8)
+    ax.set_xlim(edges[0], edges[-1])
+    ax.margins(y=0.12)
+    patients = sum(stats.rows.values())
+    ax.set_title(
+        f"{feature} by outcome — {patients} patients from {datasites} "
+        f"datasite{'s' if datasites != 1 else ''}"
+    )
+    ax.set_xlabel(f"{feature} ({FEATURES[feature]})")
+    ax.set_ylabel("patients (count)")
+    ax.legend(title="outcome", loc="upper left")
+    ax.grid(axis="y", alpha=0.3)
+
+    notes = []
+    if feature in ZERO_IS_MISSING:
+        zeros = sum(stats.totals[feature][o].zeros for o in OUTCOMES)
+        if zeros:
+            notes.append(f"0 = not measured: {zeros} patient(s), counted in the first bin")
+    outside = {
+        "below": sum(hists[o].below for o in OUTCOMES),
+        "above": sum(hists[o].above for o in OUTCOMES),
+    }
+    for where, n in outside.items():
+        if n:
+            notes.append(f"{n} value(s) {where} the bins (not drawn)")
+    if notes:
+        ax.text(
+            0.99, 0.97, "\n".join(notes), transform=ax.transAxes, ha="right", va="top", fontsize=8
+        )
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        fig.savefig(temporary, format="png")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path

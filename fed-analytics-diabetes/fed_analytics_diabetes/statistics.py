@@ -1,0 +1,258 @@
+"""The statistics a datasite shares, how they travel in a Flower message, and how they add up.
+
+Per outcome ``y`` a datasite shares, for every feature, the count of non-missing values, their
+sum and mean and the number of zeros, and for the histogram features the counts per bin (plus
+the values below the first and above the last edge). Counts are integers and stay exact;
+sums add up, so the aggregate equals the statistics of the union of all datasites' rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from flwr.app import ConfigRecord, MetricRecord, RecordDict
+
+from fed_analytics_diabetes.settings import FEATURES, LABEL, OUTCOMES, check_edges
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# the records of a reply
+ROWS, TOTALS, HISTOGRAMS, BINS = "rows", "totals", "histograms", "bins"
+
+
+@dataclass
+class Totals:
+    """Count of non-missing values, their sum, and how many are exactly 0."""
+
+    count: int = 0
+    sum: float = 0.0
+    zeros: int = 0
+
+    @property
+    def mean(self) -> float | None:
+        return self.sum / self.count if self.count else None
+
+
+@dataclass
+class Histogram:
+    """Counts over ``edges`` (numpy.histogram semantics), plus values outside the edges."""
+
+    edges: list[float]
+    counts: list[int]
+    below: int = 0
+    above: int = 0
+
+
+@dataclass
+class Statistics:
+    """One datasite's statistics, or the aggregate of several."""
+
+    rows: dict[int, int] = field(default_factory=dict)  # outcome -> rows
+    totals: dict[str, dict[int, Totals]] = field(default_factory=dict)  # feature -> outcome
+    histograms: dict[str, dict[int, Histogram]] = field(default_factory=dict)
+
+    # -- on the wire ---------------------------------------------------------------------
+    def to_recorddict(self) -> RecordDict:
+        rows = MetricRecord({_key(o): int(n) for o, n in self.rows.items()})
+        totals: dict[str, Any] = {}
+        for feature, per_outcome in self.totals.items():
+            for o, t in per_outcome.items():
+                k = _key(o, feature)
+                totals[f"{k}|count"] = int(t.count)
+                totals[f"{k}|sum"] = float(t.sum)
+                totals[f"{k}|mean"] = float(t.mean) if t.mean is not None else 0.0
+                totals[f"{k}|zeros"] = int(t.zeros)
+        histograms: dict[str, Any] = {}
+        bins: dict[str, Any] = {}
+        for feature, per_outcome in self.histograms.items():
+            for o, h in per_outcome.items():
+                k = _key(o, feature)
+                histograms[k] = [int(c) for c in h.counts]
+                histograms[f"{k}|below"] = int(h.below)
+                histograms[f"{k}|above"] = int(h.above)
+                bins[feature] = [float(e) for e in h.edges]
+        return RecordDict(
+            {
+                ROWS: rows,
+                TOTALS: MetricRecord(totals),
+                HISTOGRAMS: MetricRecord(histograms),
+                BINS: ConfigRecord(bins),
+            }
+        )
+
+    @classmethod
+    def from_recorddict(cls, content: RecordDict, edges: dict[str, list[float]]) -> Statistics:
+        """Decode and check a reply; ``edges`` are those the query asked for.
+
+        Raises ValueError naming what is missing or inconsistent.
+        """
+        try:
+            rows, totals = content.metric_records[ROWS], content.metric_records[TOTALS]
+            histograms, bins = content.metric_records[HISTOGRAMS], content.config_records[BINS]
+        except KeyError as exc:
+            raise ValueError(f"the reply has no {exc.args[0]!r} record") from None
+        stats = cls()
+        try:
+            for o in OUTCOMES:
+                stats.rows[o] = _count(rows[_key(o)])
+            for feature in FEATURES:
+                stats.totals[feature] = {}
+                for o in OUTCOMES:
+                    k = _key(o, feature)
+                    t = Totals(
+                        _count(totals[f"{k}|count"]),
+                        float(totals[f"{k}|sum"]),
+                        _count(totals[f"{k}|zeros"]),
+                    )
+                    if t.count > stats.rows[o] or t.zeros > t.count:
+                        raise ValueError(f"{k}: inconsistent counts {t} for {stats.rows[o]} rows")
+                    stats.totals[feature][o] = t
+            for feature, wanted in edges.items():
+                if list(bins[feature]) != wanted:
+                    raise ValueError(
+                        f"{feature}: counted over edges {list(bins[feature])}, asked for {wanted}"
+                    )
+                stats.histograms[feature] = {}
+                for o in OUTCOMES:
+                    k = _key(o, feature)
+                    counts = [_count(c) for c in histograms[k]]
+                    h = Histogram(
+                        list(wanted),
+                        counts,
+                        _count(histograms[f"{k}|below"]),
+                        _count(histograms[f"{k}|above"]),
+                    )
+                    if len(counts) != len(wanted) - 1:
+                        raise ValueError(f"{k}: {len(counts)} counts for {len(wanted) - 1} bins")
+                    if sum(counts) + h.below + h.above != stats.totals[feature][o].count:
+                        raise ValueError(f"{k}: histogram does not add up to the count")
+                    stats.histograms[feature][o] = h
+        except KeyError as exc:
+            raise ValueError(f"the reply lacks {exc.args[0]!r}") from None
+        return stats
+
+    # -- aggregation ---------------------------------------------------------------------
+    def __add__(self, other: Statistics) -> Statistics:
+        total = Statistics()
+        for o in OUTCOMES:
+            total.rows[o] = self.rows.get(o, 0) + other.rows.get(o, 0)
+        for feature in dict.fromkeys([*self.totals, *other.totals]):
+            total.totals[feature] = {}
+            for o in OUTCOMES:
+                a = self.totals.get(feature, {}).get(o, Totals())
+                b = other.totals.get(feature, {}).get(o, Totals())
+                total.totals[feature][o] = Totals(
+                    a.count + b.count, a.sum + b.sum, a.zeros + b.zeros
+                )
+        for feature in dict.fromkeys([*self.histograms, *other.histograms]):
+            total.histograms[feature] = {}
+            for o in OUTCOMES:
+                a = self.histograms.get(feature, {}).get(o)
+                b = other.histograms.get(feature, {}).get(o)
+                if a is None or b is None:
+                    total.histograms[feature][o] = a or b  # type: ignore[assignment]
+                    continue
+                if a.edges != b.edges:
+                    raise ValueError(f"{feature}: cannot add histograms over different edges")
+                total.histograms[feature][o] = Histogram(
+                    list(a.edges),
+                    [x + y for x, y in zip(a.counts, b.counts, strict=True)],
+                    a.below + b.below,
+                    a.above + b.above,
+                )
+        return total
+
+    def to_summary(self) -> dict[str, Any]:
+        """The JSON-ready summary: rows per outcome; per feature totals and histogram."""
+        features: dict[str, Any] = {}
+        for feature, per_outcome in self.totals.items():
+            entry: dict[str, Any] = {
+                "totals": {
+                    str(o): {"count": t.count, "sum": t.sum, "mean": t.mean, "zeros": t.zeros}
+                    for o, t in per_outcome.items()
+                }
+            }
+            if feature in self.histograms:
+                hists = self.histograms[feature]
+                first = next(iter(hists.values()))
+                entry["bin_edges"] = list(first.edges)
+                entry["counts"] = {str(o): list(h.counts) for o, h in hists.items()}
+                entry["below"] = {str(o): h.below for o, h in hists.items()}
+                entry["above"] = {str(o): h.above for o, h in hists.items()}
+            features[feature] = entry
+        return {
+            "label": LABEL,
+            "rows": {str(o): n for o, n in self.rows.items()},
+            "features": features,
+        }
+
+
+def local_statistics(frame: pd.DataFrame, edges: dict[str, list[float]]) -> Statistics:
+    """The statistics of one datasite's rows (``frame`` has the feature columns and ``y``)."""
+    missing = [c for c in [*FEATURES, LABEL] if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"the data lacks column(s) {missing}; expected {[*FEATURES, LABEL]} "
+            "(the Pima diabetes schema, label column 'y')"
+        )
+    labels = frame[LABEL]
+    unexpected = sorted(set(labels.dropna().unique()) - set(OUTCOMES), key=str)
+    if unexpected or labels.isna().any():
+        raise ValueError(
+            f"column {LABEL!r} must hold only {list(OUTCOMES)}; found "
+            f"{unexpected or 'missing values'}"
+        )
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    for feature in FEATURES:
+        dtype = frame[feature].dtype
+        if not is_numeric_dtype(dtype) or is_bool_dtype(dtype):
+            raise ValueError(f"column {feature!r} is not numeric (dtype {dtype})")
+    stats = Statistics()
+    for o in OUTCOMES:
+        part = frame[labels == o]
+        stats.rows[o] = len(part)
+        for feature in FEATURES:
+            column = part[feature]
+            stats.totals.setdefault(feature, {})[o] = Totals(
+                count=int(column.count()), sum=float(column.sum()), zeros=int((column == 0).sum())
+            )
+        for feature, feature_edges in edges.items():
+            values = part[feature].dropna().to_numpy(dtype=float)
+            counts, _ = np.histogram(values, bins=feature_edges)
+            stats.histograms.setdefault(feature, {})[o] = Histogram(
+                list(feature_edges),
+                [int(c) for c in counts],
+                below=int((values < feature_edges[0]).sum()),
+                above=int((values > feature_edges[-1]).sum()),
+            )
+    return stats
+
+
+def edges_from_query(content: RecordDict) -> dict[str, list[float]] | None:
+    """The bin edges a query asks for (checked), or None if it names none."""
+    if BINS not in content.config_records:
+        return None
+    asked = dict(content.config_records[BINS])
+    unknown = sorted(set(asked) - set(FEATURES))
+    if unknown:
+        raise ValueError(f"the query asks for histograms of unknown feature(s) {unknown}")
+    return {f: check_edges(edges, what=f"query bins of {f}") for f, edges in asked.items()}
+
+
+def query_content(edges: dict[str, list[float]]) -> RecordDict:
+    """What the ServerApp sends: the bin edges to count over."""
+    return RecordDict({BINS: ConfigRecord({f: [float(e) for e in v] for f, v in edges.items()})})
+
+
+def _key(outcome: int, feature: str | None = None) -> str:
+    return f"{feature}|y={outcome}" if feature else f"y={outcome}"
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"expected a non-negative integer count, got {value!r}")
+    return value
