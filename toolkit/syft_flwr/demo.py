@@ -47,8 +47,9 @@ class Steps:
         except DemoError:
             raise
         except Exception as exc:
-            raise DemoError(f"step {self.done} ({title}) failed: {type(exc).__name__}: {exc}")\
-                from exc
+            raise DemoError(
+                f"step {self.done} ({title}) failed: {type(exc).__name__}: {exc}"
+            ) from exc
         self.timings[title] = time.perf_counter() - started
         print(f"      done in {self.timings[title]:.1f} s", flush=True)
 
@@ -142,8 +143,10 @@ def _run(folder: Path, *, fl: bool, timeout: float) -> str:
         for sub in ("figures", "weights"):
             if (project / sub).exists():
                 shutil.move(project / sub, folder / "ds_outputs" / f"mock_{sub}")
-        _say(f"simulation: {result.rounds} round(s) in {result.duration:.2f} s; "
-             f"mock outputs in {mock_figures.parent}")
+        _say(
+            f"simulation: {result.rounds} round(s) in {result.duration:.2f} s; "
+            f"mock outputs in {mock_figures.parent}"
+        )
 
     with steps.step("Data scientist submits the project as a job to each data owner"):
         jobs = {}
@@ -161,23 +164,36 @@ def _run(folder: Path, *, fl: bool, timeout: float) -> str:
         for email, admin in admins.items():
             pending = admin.job.get_all(status="pending_code_review")
             job = next(j for j in pending if j.uid == jobs[email].uid)
-            files = sorted(p.relative_to(job.code_path).as_posix()
-                           for p in Path(job.code_path).rglob("*") if p.is_file())
-            _say(f"{email} reviews job {job.uid} from {job.submitter}: "
-                 f"{len(files)} files, entrypoint {job.entrypoint}")
+            files = sorted(
+                p.relative_to(job.code_path).as_posix()
+                for p in Path(job.code_path).rglob("*")
+                if p.is_file()
+            )
+            _say(
+                f"{email} reviews job {job.uid} from {job.submitter}: "
+                f"{len(files)} files, entrypoint {job.entrypoint}"
+            )
             admin.job.approve(job)
             handles[email] = admin.run_private(job, blocking=False)
             _say(f"{email}: approved; running on private data")
 
     with steps.step("Data scientist runs the aggregator (python main.py --active)"):
-        env = dict(os.environ, SYFTBOX_CLIENT_CONFIG_PATH=str(ds.client.config_path),
-                   FLWR_TELEMETRY_ENABLED="0")
+        env = dict(
+            os.environ,
+            SYFTBOX_CLIENT_CONFIG_PATH=str(ds.client.config_path),
+            FLWR_TELEMETRY_ENABLED="0",
+        )
         log = folder / "ds_outputs" / "aggregator.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("w") as out:
             proc = subprocess.run(
-                [sys.executable, "main.py", "--active"], cwd=project, env=env,
-                stdout=out, stderr=subprocess.STDOUT, timeout=timeout, check=False,
+                [sys.executable, "main.py", "--active"],
+                cwd=project,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+                check=False,
             )
         if proc.returncode != 0:
             tail = "\n".join(log.read_text().splitlines()[-15:])
@@ -194,8 +210,9 @@ def _run(folder: Path, *, fl: bool, timeout: float) -> str:
             admin.job.share_results(job)
             _say(f"{email}: job {job.status}, results shared")
 
-    outputs = sorted(p for sub in ("figures", "weights") for p in (project / sub).glob("*")
-                     if p.is_file())
+    outputs = sorted(
+        p for sub in ("figures", "weights") for p in (project / sub).glob("*") if p.is_file()
+    )
     if not outputs:
         raise DemoError(f"the run wrote no figures or weights in {project}")
     rows = {email: _rows(_data_dir(i) / "private") for i, email in enumerate(DO_EMAILS, 1)}
@@ -204,7 +221,8 @@ def _run(folder: Path, *, fl: bool, timeout: float) -> str:
     lines += [f"  {email:<22}{n:>18}" for email, n in rows.items()]
     lines += [
         f"  rounds: {result.rounds}   total time: {total:.1f} s",
-        f"  outputs: {project}/figures and {project}/weights" if fl
+        f"  outputs: {project}/figures and {project}/weights"
+        if fl
         else f"  figures: {project / 'figures'}",
         *[f"    {p.relative_to(project)}" for p in outputs],
         f"  mock-data outputs: {folder / 'ds_outputs'}",

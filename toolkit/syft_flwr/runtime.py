@@ -80,8 +80,6 @@ def run_aggregator(
     config: ProjectConfig | None = None,
 ) -> AggregatorOutcome:
     """Run the ServerApp of ``project_dir`` as ``identity`` over the datasite network."""
-    from flwr.app import Context, RecordDict
-
     from syft_flwr.apps import load_apps
     from syft_flwr.transport import DatasiteGrid
 
@@ -96,13 +94,8 @@ def run_aggregator(
         timeout=timeout,
         run_config=full_config,
     )
-    context = Context(
-        run_id=grid.run.run_id,
-        node_id=0,
-        node_config={"project-dir": str(project_dir)},
-        state=RecordDict(),
-        run_config=full_config,
-    )
+    context = grid.server_context()
+    context.node_config["project-dir"] = str(project_dir)
     outcome = AggregatorOutcome(report=grid.report)
     try:
         apps.server_app(grid, context)

@@ -99,8 +99,6 @@ def run(
     Logs go to ``<project>/simulation_logs/<email>.log``; outputs (figures/, weights/) to the
     project folder. Raises :class:`SimulationError` naming each datasite that failed.
     """
-    from flwr.app import Context, RecordDict
-
     from syft_flwr.apps import load_apps
     from syft_flwr.transport import DatasiteGrid, DatasiteNode
 
@@ -152,14 +150,9 @@ def run(
 
         def aggregate() -> None:
             with logger.contextualize(sim=sim_id, party=config.aggregator):
-                context = Context(
-                    run_id=grid.run.run_id,
-                    node_id=0,
-                    node_config={"project-dir": str(project_dir)},
-                    state=RecordDict(),
-                    run_config=full_config,
-                )
                 try:
+                    context = grid.server_context()
+                    context.node_config["project-dir"] = str(project_dir)
                     apps.server_app(grid, context)
                 except BaseException as exc:
                     logger.exception(f"the ServerApp failed: {exc}")
@@ -207,7 +200,7 @@ def run(
     return SimulationResult(
         project_dir=project_dir,
         app_name=config.app_name,
-        rounds=report.rounds,
+        rounds=report.server_rounds,
         participants=report.participants(),
         outputs=_outputs_since(project_dir, started - 1),
         log_dir=log_dir,

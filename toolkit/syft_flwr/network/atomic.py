@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,13 @@ def is_temporary(name: str) -> bool:
     return name.startswith(".")
 
 
-def atomic_write_bytes(path: Path, data: bytes | memoryview, *, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically.
+def atomic_write_bytes(
+    path: Path,
+    data: bytes | memoryview | Sequence[bytes | memoryview],
+    *,
+    durable: bool = True,
+) -> None:
+    """Write ``data`` (or a list of buffers, written back to back) to ``path`` atomically.
 
     ``durable=True`` fsyncs the file before the rename so a crash cannot leave an empty file
     under the final name; message files on the hot path may skip it (they are re-sent on loss).
@@ -35,10 +41,11 @@ def atomic_write_bytes(path: Path, data: bytes | memoryview, *, durable: bool = 
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            for buffer in [data] if isinstance(data, bytes | bytearray | memoryview) else data:
+                view = memoryview(buffer)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
             if durable:
                 os.fsync(fd)
         finally:

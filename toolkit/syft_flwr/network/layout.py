@@ -24,7 +24,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 def validate_email(email: str) -> str:
     """Return ``email`` if it is a plain address usable as a folder name, else ValueError."""
-    if not isinstance(email, str) or not _EMAIL.match(email) or ".." in email:
+    if not isinstance(email, str) or not _EMAIL.fullmatch(email) or ".." in email:
         raise ValueError(
             f"{email!r} is not a valid datasite email: use a plain address such as "
             "'do1@openmined.org' (letters, digits, '.', '_', '-', '+'; no slashes or '..')"
@@ -34,7 +34,7 @@ def validate_email(email: str) -> str:
 
 def validate_name(name: str, what: str = "name") -> str:
     """Return ``name`` if it is a safe single path component, else ValueError."""
-    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
         raise ValueError(
             f"{what} {name!r} is not allowed: use letters, digits, '.', '_' or '-' "
             "(at most 128 characters, no slashes, no '..')"

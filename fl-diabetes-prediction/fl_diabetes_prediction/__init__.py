@@ -1,0 +1,1 @@
+"""Federated diabetes prediction: a logistic regression trained where the data lives."""

@@ -1,0 +1,338 @@
+"""fed-analytics-diabetes: the ServerApp's aggregate equals pandas on the union of the data.
+
+The app is loaded from a fresh copy (its figures/ land there) and driven with real Flower
+objects. Messages reach the ClientApp through ``InProcessGrid``, a TEST FIXTURE: a minimal
+``flwr.serverapp.Grid`` that calls the ClientApp in this process, once per datasite, inside
+that datasite's ``dataset_path_context``. It stands in for the real transport (exercised by the
+end-to-end runs through ``syft_flwr.run``); like it, it turns an exception of the ClientApp
+into an error reply, and it sends every message through flwr's protobuf serde.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from flwr.app import Context, Error, Message, MessageType, RecordDict
+from flwr.serverapp import Grid
+
+from syft_flwr.apps import FlowerApps, load_apps
+from syft_flwr.config import flower_run_config
+from syft_flwr.transport import flwr_compat
+from syft_flwr.utils import DatasetPathError, dataset_path_context
+from tests.support import REPO, copy_app
+
+APP = REPO / "fed-analytics-diabetes"
+MOCKS = [REPO / "datasets" / "pima-indians-diabetes-database" / f"do{i}" / "mock" for i in (1, 2)]
+FEATURES = [
+    "Pregnancies",
+    "Glucose",
+    "BloodPressure",
+    "SkinThickness",
+    "Insulin",
+    "BMI",
+    "DiabetesPedigreeFunction",
+    "Age",
+]
+DEFAULT_EDGES = {
+    "Glucose": [float(e) for e in range(0, 201, 10)],
+    "BMI": [float(e) for e in range(0, 71, 5)],
+    "Age": [float(e) for e in range(20, 86, 5)],
+}
+RUN_ID = 4242
+
+
+# -- the test fixture grid ------------------------------------------------------------------
+class InProcessGrid(Grid):
+    """TEST FIXTURE, not product code: a Grid that runs the ClientApp in-process per node.
+
+    ``datasites`` maps node id -> data folder (None: no data path at all). ``raised`` keeps
+    the exception each node's ClientApp raised; ``received`` counts the queries per node.
+    """
+
+    def __init__(
+        self, client_app: Any, datasites: dict[int, Path | None], run_config: dict[str, Any]
+    ) -> None:
+        self.client_app = client_app
+        self.datasites = datasites
+        self.run_config = dict(run_config)
+        self._run = flwr_compat.make_run(RUN_ID, self.run_config)
+        flwr_compat.ensure_task_identity(RUN_ID)
+        self._replies: dict[str, Message] = {}
+        self.raised: dict[int, BaseException] = {}
+        self.received: dict[int, int] = dict.fromkeys(datasites, 0)
+
+    def set_run(self, run: flwr_compat.Run) -> None:
+        self._run = run
+
+    @property
+    def run(self) -> flwr_compat.Run:
+        return self._run
+
+    def create_message(
+        self,
+        content: RecordDict,
+        message_type: str,
+        dst_node_id: int,
+        group_id: str,
+        ttl: float | None = None,
+    ) -> Message:
+        return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return list(self.datasites)
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        ids = []
+        for message in messages:
+            message_id = uuid.uuid4().hex
+            flwr_compat.set_message_id(message, message_id)
+            flwr_compat.set_route(message, run_id=RUN_ID, src_node_id=flwr_compat.SUPERLINK_NODE_ID)
+            wire = flwr_compat.message_from_bytes(flwr_compat.message_to_bytes(message))
+            reply = self._serve(wire)
+            flwr_compat.set_message_id(reply, uuid.uuid4().hex)
+            self._replies[message_id] = flwr_compat.message_from_bytes(
+                flwr_compat.message_to_bytes(reply)
+            )
+            ids.append(message_id)
+        return ids
+
+    def _serve(self, message: Message) -> Message:
+        node_id = message.metadata.dst_node_id
+        self.received[node_id] += 1
+        context = Context(
+            run_id=RUN_ID, node_id=node_id, node_config={}, state=RecordDict(),
+            run_config=dict(self.run_config),
+        )  # fmt: skip
+        path = self.datasites[node_id]
+        try:
+            if path is None:
+                return self.client_app(message, context)
+            with dataset_path_context(path):
+                return self.client_app(message, context)
+        except Exception as exc:  # what the real datasite loop does: an error reply
+            self.raised[node_id] = exc
+            error = Error(
+                code=flwr_compat.CLIENT_APP_RAISED_EXCEPTION,
+                reason=f"{type(exc).__name__}: {exc}",
+            )
+            return Message(error, reply_to=message)
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        return [self._replies.pop(i) for i in list(message_ids) if i in self._replies]
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        return list(self.pull_messages(self.push_messages(messages)))
+
+
+# -- helpers --------------------------------------------------------------------------------
+@pytest.fixture
+def app_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("DATA_DIR", raising=False)
+    return copy_app(APP, tmp_path / "fed-analytics-diabetes")
+
+
+@pytest.fixture
+def flwr_warnings() -> Iterator[list[str]]:
+    """Warnings logged on flwr's logger (the apps log through it)."""
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.WARNING:
+                records.append(record.getMessage())
+
+    handler = Keep()
+    logging.getLogger("flwr").addHandler(handler)
+    try:
+        yield records
+    finally:
+        logging.getLogger("flwr").removeHandler(handler)
+
+
+def _run_server(
+    project: Path, datasites: dict[int, Path | None], **overrides: Any
+) -> tuple[InProcessGrid, FlowerApps]:
+    apps = load_apps(project)
+    run_config = {**flower_run_config(project), **overrides}
+    grid = InProcessGrid(apps.client_app, datasites, run_config)
+    context = Context(
+        run_id=RUN_ID, node_id=0, node_config={}, state=RecordDict(), run_config=run_config
+    )
+    apps.server_app(grid, context)
+    return grid, apps
+
+
+def _union(folders: list[Path]) -> pd.DataFrame:
+    return pd.concat(
+        [pd.read_csv(folder / name) for folder in folders for name in ("train.csv", "test.csv")],
+        ignore_index=True,
+    )
+
+
+def _assert_matches_pandas(
+    summary: dict[str, Any], frame: pd.DataFrame, edges: dict[str, list[float]]
+) -> None:
+    assert summary["label"] == "y"
+    for o in (0, 1):
+        part = frame[frame["y"] == o]
+        assert summary["rows"][str(o)] == len(part)
+        for feature in FEATURES:
+            column = part[feature]
+            totals = summary["features"][feature]["totals"][str(o)]
+            assert totals["count"] == int(column.count())
+            assert totals["zeros"] == int((column == 0).sum())
+            assert totals["sum"] == pytest.approx(float(column.sum()), rel=1e-12, abs=1e-9)
+            assert totals["mean"] == pytest.approx(float(column.mean()), rel=1e-12)
+        for feature, feature_edges in edges.items():
+            entry = summary["features"][feature]
+            assert entry["bin_edges"] == feature_edges
+            values = part[feature].dropna().to_numpy(dtype=float)
+            expected, _ = np.histogram(values, bins=feature_edges)
+            assert entry["counts"][str(o)] == expected.tolist()
+            assert entry["below"][str(o)] == int((values < feature_edges[0]).sum())
+            assert entry["above"][str(o)] == int((values > feature_edges[-1]).sum())
+            assert sum(entry["counts"][str(o)]) + entry["below"][str(o)] + entry["above"][
+                str(o)
+            ] == len(values)
+    for feature in set(FEATURES) - set(edges):
+        assert "counts" not in summary["features"][feature]
+
+
+def _assert_png(path: Path) -> None:
+    import matplotlib.image
+
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+    image = matplotlib.image.imread(path)
+    height, width = image.shape[:2]
+    assert width >= 600 and height >= 300
+    assert float(image[..., :3].std()) > 0.05  # something is drawn
+
+
+# -- tests ----------------------------------------------------------------------------------
+def test_summary_equals_pandas_on_the_union_of_both_datasites(app_copy: Path) -> None:
+    grid, _ = _run_server(app_copy, {101: MOCKS[0], 202: MOCKS[1]})
+
+    assert grid.received == {101: 1, 202: 1}
+    assert grid.raised == {}
+    summary = json.loads((app_copy / "figures" / "summary.json").read_text())
+    assert summary["datasites"] == 2
+    assert summary["rounds"] == 1
+    assert summary["failed"] == {}
+    assert summary["answered"] == ["node 101", "node 202"]
+    union = _union(MOCKS)
+    assert sum(summary["rows"].values()) == len(union) == 200
+    _assert_matches_pandas(summary, union, DEFAULT_EDGES)
+    for feature in DEFAULT_EDGES:  # the default edges leave nothing outside
+        assert summary["features"][feature]["below"] == {"0": 0, "1": 0}
+        assert summary["features"][feature]["above"] == {"0": 0, "1": 0}
+        _assert_png(app_copy / "figures" / f"{feature}_histogram.png")
+    assert sorted(p.name for p in (app_copy / "figures").iterdir()) == [
+        "Age_histogram.png",
+        "BMI_histogram.png",
+        "Glucose_histogram.png",
+        "summary.json",
+    ]
+
+
+def test_rounds_and_bins_come_from_the_run_config(app_copy: Path) -> None:
+    edges = {
+        "Glucose": [0.0, 100.0, 140.0, 200.0],
+        "BMI": [18.5, 25.0, 30.0, 35.0, 40.0],
+        "Age": [30.0, 40.0, 50.0, 60.0],
+    }
+    grid, _ = _run_server(
+        app_copy,
+        {7: MOCKS[0], 8: MOCKS[1]},
+        **{
+            "num-server-rounds": 3,
+            "glucose-bins": "0,100,140,200",
+            "bmi-bins": "18.5,25,30,35,40",
+            "age-bins": "30:60:10",
+        },
+    )
+    assert grid.received == {7: 3, 8: 3}
+    summary = json.loads((app_copy / "figures" / "summary.json").read_text())
+    assert summary["rounds"] == 3
+    assert [r["round"] for r in summary["history"]] == [1, 2, 3]
+    _assert_matches_pandas(summary, _union(MOCKS), edges)
+    age = summary["features"]["Age"]
+    assert sum(age["below"].values()) > 0 and sum(age["above"].values()) > 0  # not dropped
+
+
+def test_a_datasite_without_data_raises_the_toolkits_dataset_path_error(
+    app_copy: Path, flwr_warnings: list[str]
+) -> None:
+    apps = load_apps(app_copy)
+    flwr_compat.ensure_task_identity(RUN_ID)
+    query = Message(RecordDict(), dst_node_id=5, message_type=MessageType.QUERY)
+    flwr_compat.set_message_id(query, uuid.uuid4().hex)
+    context = Context(run_id=RUN_ID, node_id=5, node_config={}, state=RecordDict(), run_config={})
+    with pytest.raises(DatasetPathError, match="get_syftbox_dataset_path"):
+        apps.client_app(query, context)  # no data path: not swallowed by the app
+
+    # In a federation the other datasites still count, and the failure is reported.
+    grid, _ = _run_server(app_copy, {1: MOCKS[0], 2: MOCKS[1], 3: None})
+    assert isinstance(grid.raised[3], DatasetPathError)
+    summary = json.loads((app_copy / "figures" / "summary.json").read_text())
+    assert summary["datasites"] == 2
+    assert list(summary["failed"]) == ["node 3"]
+    assert "DatasetPathError" in summary["failed"]["node 3"]
+    assert any("node 3" in w and "DatasetPathError" in w for w in flwr_warnings)
+    _assert_matches_pandas(summary, _union(MOCKS), DEFAULT_EDGES)
+
+
+def test_bad_data_is_an_error_reply_and_no_valid_reply_raises(
+    app_copy: Path, tmp_path: Path, flwr_warnings: list[str]
+) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    pd.read_csv(MOCKS[0] / "train.csv").drop(columns=["BMI"]).to_csv(bad / "train.csv", index=False)
+    missing = tmp_path / "does-not-exist"
+    with pytest.raises(RuntimeError, match="no datasite answered") as info:
+        _run_server(app_copy, {1: bad, 2: missing, 3: None})
+    assert "BMI" in str(info.value) and "does not exist" in str(info.value)
+    assert not (app_copy / "figures" / "summary.json").exists()
+    assert len([w for w in flwr_warnings if "failed" in w]) == 3
+
+
+def test_the_app_is_a_valid_flower_app_with_light_imports(app_copy: Path) -> None:
+    assert not (APP / "main.py").exists()
+    assert "[tool.syft_flwr]" not in (APP / "pyproject.toml").read_text()
+    script = f"""
+import json, sys
+from pathlib import Path
+from flwr.cli.config_utils import load_and_validate
+project = Path({str(app_copy)!r})
+config, warnings = load_and_validate(project / "pyproject.toml", check_module=True)
+sys.path.insert(0, str(project))
+import fed_analytics_diabetes.client_app, fed_analytics_diabetes.server_app
+from fed_analytics_diabetes import settings
+print(json.dumps({{
+    "warnings": warnings,
+    "heavy": [m for m in ("pandas", "matplotlib") if m in sys.modules],
+    "config": config["tool"]["flwr"]["app"]["config"],
+    "defaults": {{settings.config_key(f): v for f, v in settings.DEFAULT_BINS.items()}},
+}}))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=app_copy
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["warnings"] == []
+    assert result["heavy"] == []  # pandas and matplotlib load only when used
+    for key, default in result["defaults"].items():
+        assert result["config"][key] == default  # pyproject and settings agree
+    assert result["config"]["num-server-rounds"] == 1

@@ -1,0 +1,94 @@
+"""Real OS processes: the aggregator's `main.py --active` and two data owners' approved jobs."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import syft_flwr
+from syft_flwr.rds import setup_rds_server
+from tests.support import AGGREGATOR, DATASITES
+
+KEY = "net"
+
+
+def _publish(root: Path, email: str, data: Path):
+    admin = setup_rds_server(email=email, root_dir=root, key=KEY).init_session(host=email)
+    mock = data.parent / f"{data.name}-mock"
+    mock.mkdir()
+    (mock / "values.txt").write_text("0\n")
+    admin.dataset.create(name="numbers", path=data, mock_path=mock, summary="numbers")
+    return admin
+
+
+def _aggregate(project: Path, config_path: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, SYFTBOX_CLIENT_CONFIG_PATH=str(config_path), SYFT_FLWR_MSG_TIMEOUT="60")
+    return subprocess.run(
+        [sys.executable, "main.py", "--active", *extra],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def test_aggregator_and_two_jobs_agree_with_direct_computation(tmp_path, tiny_app, tiny_data):
+    root = tmp_path / "root"
+    admins = {
+        email: _publish(root, email, data) for email, data in zip(DATASITES, tiny_data, strict=True)
+    }
+    ds = setup_rds_server(email=AGGREGATOR, root_dir=root, key=KEY)
+    syft_flwr.bootstrap(tiny_app, aggregator=AGGREGATOR, datasites=DATASITES)
+
+    handles = {}
+    for email, admin in admins.items():
+        job = ds.init_session(host=email).job.submit(
+            name="tiny", user_code_path=tiny_app, dataset_name="numbers", entrypoint="main.py"
+        )
+        admin.job.approve(admin.job.get(uid=job.uid))
+        handles[email] = (job.uid, admin.run_private(admin.job.get(uid=job.uid), blocking=False))
+
+    proc = _aggregate(tiny_app, ds.client.config_path)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads((tiny_app / "result.json").read_text())
+    values = np.concatenate([np.loadtxt(d / "values.txt", ndmin=1) for d in tiny_data])
+    assert got["count"] == len(values) and got["datasites"] == 2
+    assert got["mean"] == pytest.approx(values.mean(), rel=1e-12)
+    assert got["variance"] == pytest.approx(values.var(), rel=1e-12)
+
+    for email, (uid, handle) in handles.items():
+        handle.wait(timeout=60)
+        assert admins[email].job.get(uid=uid).status == "completed"
+
+
+def test_a_party_not_in_the_project_gets_a_clear_error(tmp_path, tiny_app):
+    root = tmp_path / "root"
+    stranger = setup_rds_server(email="eve@evil.org", root_dir=root, key=KEY)
+    syft_flwr.bootstrap(tiny_app, aggregator=AGGREGATOR, datasites=DATASITES)
+    proc = _aggregate(tiny_app, stranger.client.config_path)
+    assert proc.returncode == 2
+    assert "eve@evil.org is neither the aggregator" in proc.stderr
+
+
+def test_aggregator_reports_a_datasite_that_never_answers(tmp_path, tiny_app, tiny_data):
+    root = tmp_path / "root"
+    admin = _publish(root, DATASITES[0], tiny_data[0])
+    ds = setup_rds_server(email=AGGREGATOR, root_dir=root, key=KEY)
+    syft_flwr.bootstrap(tiny_app, aggregator=AGGREGATOR, datasites=DATASITES)
+    job = ds.init_session(host=DATASITES[0]).job.submit(
+        name="tiny", user_code_path=tiny_app, dataset_name="numbers", entrypoint="main.py"
+    )
+    admin.job.approve(admin.job.get(uid=job.uid))
+    handle = admin.run_private(admin.job.get(uid=job.uid), blocking=False)
+
+    proc = _aggregate(tiny_app, ds.client.config_path, "--timeout", "3")
+    handle.wait(timeout=60)
+    assert proc.returncode == 3, proc.stderr  # finished, but not plain success
+    assert "do2@openmined.org" in proc.stderr and "did not answer" in proc.stderr
+    assert json.loads((tiny_app / "result.json").read_text())["datasites"] == 1

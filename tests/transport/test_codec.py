@@ -1,0 +1,178 @@
+"""The message file format: round trips and what a reader refuses before decoding."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flwr.app import Array, ArrayRecord, ConfigRecord, Error, Message, MetricRecord, RecordDict
+
+from syft_flwr.transport import codec, flwr_compat
+from syft_flwr.transport.codec import MessageFileError
+from syft_flwr.transport.ids import node_id_for
+
+SENDER, RECIPIENT, APP = "ds@openmined.org", "do1@openmined.org", "app"
+
+
+def _message(content: RecordDict) -> Message:
+    flwr_compat.ensure_task_identity(1)
+    msg = Message(content, node_id_for(RECIPIENT), "train")
+    flwr_compat.set_message_id(msg, "1" * 32)
+    return msg
+
+
+def _encode(msg: Message, **kwargs) -> codec.EncodedMessage:
+    args = {"sender": SENDER, "recipient": RECIPIENT, "app_name": APP, "max_bytes": 2**24}
+    return codec.encode_message(msg, **{**args, **kwargs})
+
+
+def _read(tmp_path: Path, data: bytes, name: str = "1" * 32 + ".msg", **kwargs) -> Message:
+    path = tmp_path / name
+    path.write_bytes(data)
+    expect = {"recipient": RECIPIENT, "app_name": APP, "senders": (SENDER,), "max_bytes": 2**24}
+    with open(path, "rb") as f:
+        envelope = codec.read_envelope(f, path.name, **{**expect, **kwargs})
+        segments = codec.read_segments(f, envelope)
+    return codec.decode_message(envelope, segments)
+
+
+def test_round_trip_keeps_arrays_records_and_order(tmp_path: Path) -> None:
+    arrays_a = [np.arange(12, dtype=np.float32).reshape(3, 4), np.array([1, 2, 3], dtype=np.int64)]
+    content = RecordDict(
+        {
+            "weights": ArrayRecord(arrays_a),
+            "config": ConfigRecord({"lr": 0.01, "tag": "x"}),
+            "extra": ArrayRecord({"z": Array(np.zeros((0, 2))), "y": Array(np.ones(5))}),
+            "metrics": MetricRecord({"n": 10}),
+        }
+    )
+    msg = _message(content)
+    encoded = _encode(msg)
+    assert len(encoded.envelope.segments) == 1 + 4  # the skeleton + one segment per array
+    back = _read(tmp_path, encoded.to_bytes())
+    assert list(back.content.keys()) == ["weights", "config", "extra", "metrics"]
+    for got, want in zip(back.content["weights"].to_numpy_ndarrays(), arrays_a, strict=True):
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == want.dtype
+    assert list(back.content["extra"].keys()) == ["z", "y"]
+    assert back.content["extra"]["z"].numpy().shape == (0, 2)
+    assert dict(back.content["config"]) == {"lr": 0.01, "tag": "x"}
+    assert back.metadata.message_id == "1" * 32
+    assert back.metadata.dst_node_id == node_id_for(RECIPIENT)
+    # the original message is untouched by encoding
+    assert content["weights"]["0"].data == Array(arrays_a[0]).data
+
+
+def test_error_reply_round_trip(tmp_path: Path) -> None:
+    request = _message(RecordDict())
+    reply = Message(Error(code=2, reason="ValueError: bad"), reply_to=request)
+    flwr_compat.set_message_id(reply, "2" * 32)
+    encoded = codec.encode_message(
+        reply, sender=RECIPIENT, recipient=SENDER, app_name=APP, max_bytes=2**20
+    )
+    assert encoded.envelope.reply_to == "1" * 32
+    back = _read(
+        tmp_path, encoded.to_bytes(), "2" * 32 + ".msg", recipient=SENDER, senders=(RECIPIENT,)
+    )
+    assert back.has_error() and back.error.reason == "ValueError: bad"
+    assert back.metadata.reply_to_message_id == "1" * 32
+
+
+def test_sender_refuses_a_message_over_the_limit() -> None:
+    msg = _message(RecordDict({"a": ArrayRecord([np.zeros(1000)])}))
+    with pytest.raises(ValueError, match="larger than the limit"):
+        _encode(msg, max_bytes=1000)
+
+
+def _valid_bytes() -> bytes:
+    return _encode(_message(RecordDict({"a": ArrayRecord([np.ones(4)])}))).to_bytes()
+
+
+def _with_header(data: bytes, **changes) -> bytes:
+    """The same file with header fields changed (and a correct header checksum)."""
+    magic, version, header_len, _ = struct.unpack(">8sHII", data[:18])
+    header = json.loads(data[18 : 18 + header_len])
+    header.update(changes)
+    new = json.dumps(header).encode()
+    return (
+        struct.pack(">8sHII", magic, version, len(new), zlib.crc32(new))
+        + new
+        + data[18 + header_len :]
+    )
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda d: b"NOTFLWR!" + d[8:], "bad magic"),
+        (lambda d: d[:8] + struct.pack(">H", 2) + d[10:], "format version 2 is not supported"),
+        (lambda d: d[:5], "truncated"),
+        (lambda d: d[:-1], "truncated"),
+        (lambda d: d + b"x", "unexpected bytes"),
+        (lambda d: d[:20] + bytes([d[20] ^ 1]) + d[21:], "header checksum mismatch"),
+        (lambda d: d[:-2] + bytes([d[-2] ^ 1]) + d[-1:], "body checksum mismatch"),
+        (lambda d: _with_header(d, recipient="do2@openmined.org"), "addressed to do2"),
+        (lambda d: _with_header(d, sender="eve@example.org"), "is not a party"),
+        (lambda d: _with_header(d, app_name="other"), "for app 'other'"),
+        (lambda d: _with_header(d, signature="abc"), "signed messages are not supported"),
+        (lambda d: _with_header(d, checksum_algo="md5"), "checksum algorithm 'md5'"),
+        (lambda d: _with_header(d, message_id="../../etc"), "message_id"),
+        (lambda d: _with_header(d, message_id="3" * 32), "does not match message id"),
+        (lambda d: _with_header(d, extra=1), "unknown ['extra']"),
+    ],
+)
+def test_reader_refuses_before_decoding(tmp_path: Path, mutate, reason: str) -> None:
+    with pytest.raises(MessageFileError) as err:
+        _read(tmp_path, mutate(_valid_bytes()))
+    assert reason in err.value.reason
+
+
+def test_size_limit_is_checked_before_reading_the_body(tmp_path: Path) -> None:
+    data = _valid_bytes()
+    with pytest.raises(MessageFileError) as err:
+        _read(tmp_path, data, max_bytes=10)
+    assert "too large" in err.value.reason
+
+
+def test_header_lengths_are_consistent() -> None:
+    encoded = _encode(_message(RecordDict({"a": ArrayRecord([np.ones(4)])})))
+    data = encoded.to_bytes()
+    assert len(data) == encoded.size
+    f = io.BytesIO(data)
+    magic, version, header_len, crc = struct.unpack(">8sHII", f.read(18))
+    assert (magic, version) == (codec.MAGIC, codec.FORMAT_VERSION)
+    assert len(data) == 18 + header_len + encoded.envelope.body_length
+
+
+def test_sha256_bodies_are_accepted(tmp_path: Path) -> None:
+    msg = _message(RecordDict({"a": ArrayRecord([np.arange(3.0)])}))
+    back = _read(tmp_path, _encode(msg, checksum_algo="sha256").to_bytes())
+    np.testing.assert_array_equal(back.content["a"].to_numpy_ndarrays()[0], np.arange(3.0))
+
+
+def test_node_ids_are_stable_positive_and_distinct() -> None:
+    ids = {node_id_for(f"do{i}@openmined.org") for i in range(1000)}
+    assert len(ids) == 1000
+    assert all(1 < i < 2**63 for i in ids)
+    assert node_id_for("do1@openmined.org") == node_id_for("do1@openmined.org")
+
+
+def test_large_segments_are_checked_chunk_by_chunk(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(codec, "CHUNK_SIZE", 4096)
+    values = np.arange(10_000, dtype=np.float64)  # 80 kB: 20 chunks, hashed in parallel
+    encoded = _encode(_message(RecordDict({"a": ArrayRecord([values])})))
+    assert encoded.envelope.chunk_size == 4096
+    assert len(encoded.envelope.checksums[1]) == 20
+    back = _read(tmp_path, encoded.to_bytes())
+    np.testing.assert_array_equal(back.content["a"].to_numpy_ndarrays()[0], values)
+
+    data = bytearray(encoded.to_bytes())
+    data[-30_000] ^= 0x10
+    with pytest.raises(MessageFileError) as err:
+        _read(tmp_path, bytes(data))
+    assert "body checksum mismatch in segment 1, bytes" in err.value.reason

@@ -1,0 +1,154 @@
+"""What happened on the wire: per ``send_and_receive``, who answered, who failed and why."""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import asdict, dataclass, field
+
+_FLWR_REASON = re.compile(r"^<class '(?P<type>[^']+)'>:<'(?P<message>.*)'>$", re.DOTALL)
+_OWN_REASON = re.compile(r"^(?P<type>[A-Za-z_][\w.]*): (?P<message>.*)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class ReplyError:
+    """An error reply: the datasite's app raised (or the datasite refused the message)."""
+
+    code: int
+    reason: str
+
+    @property
+    def exception_type(self) -> str:
+        """The exception's type name when the reason names one, else ''."""
+        match = _FLWR_REASON.match(self.reason) or _OWN_REASON.match(self.reason)
+        return match.group("type").rsplit(".", 1)[-1] if match else ""
+
+    @property
+    def message(self) -> str:
+        match = _FLWR_REASON.match(self.reason) or _OWN_REASON.match(self.reason)
+        return match.group("message") if match else self.reason
+
+
+@dataclass
+class RoundReport:
+    """One ``send_and_receive`` call (a round's train or evaluate step)."""
+
+    index: int
+    message_types: list[str]
+    server_round: int | None
+    sent_to: list[str]
+    answered: list[str] = field(default_factory=list)
+    errors: dict[str, ReplyError] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    timeout: float = 0.0
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.missing
+
+    def describe(self) -> str:
+        kind = "/".join(self.message_types) or "messages"
+        where = f"round {self.server_round} " if self.server_round is not None else ""
+        parts = [f"{where}{kind}: {len(self.answered)}/{len(self.sent_to)} answered"]
+        for email, err in self.errors.items():
+            parts.append(f"{email} failed ({err.reason})")
+        if self.missing:
+            parts.append(f"no answer within {self.timeout:g} s from {', '.join(self.missing)}")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class QuarantinedFile:
+    path: str
+    reason: str
+
+
+@dataclass
+class RunReport:
+    """Everything the grid saw during a run. ``ok`` is False as soon as any datasite failed
+    or did not answer, or a file had to be quarantined."""
+
+    rounds: list[RoundReport] = field(default_factory=list)
+    quarantined: list[QuarantinedFile] = field(default_factory=list)
+    late_replies: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.rounds) and not self.quarantined
+
+    @property
+    def failed_datasites(self) -> list[str]:
+        """Datasites that sent an error reply or did not answer at least once."""
+        failed: dict[str, None] = {}
+        for r in self.rounds:
+            failed.update(dict.fromkeys(r.errors))
+            failed.update(dict.fromkeys(r.missing))
+        return list(failed)
+
+    @property
+    def server_rounds(self) -> int:
+        """Distinct server rounds seen (exchanges without a round number count one each)."""
+        numbered = {r.server_round for r in self.rounds if r.server_round is not None}
+        return len(numbered) + sum(1 for r in self.rounds if r.server_round is None)
+
+    def failures(self) -> dict[str, str]:
+        """Each datasite that failed at least once, with its first failure in words."""
+        found: dict[str, str] = {}
+        for r in self.rounds:
+            where = f" in round {r.server_round}" if r.server_round is not None else ""
+            for email, err in r.errors.items():
+                kind = err.exception_type or "an error"
+                found.setdefault(email, f"raised {kind}{where}: {err.message}")
+            for email in r.missing:
+                found.setdefault(email, f"did not answer within {r.timeout:g} s{where}")
+        return found
+
+    def participants(self) -> dict[int, list[str]]:
+        """Server round -> the datasites that answered every exchange of that round."""
+        answered: dict[int, set[str]] = {}
+        failed: dict[int, set[str]] = {}
+        for index, r in enumerate(self.rounds, start=1):
+            key = r.server_round if r.server_round is not None else index
+            answered.setdefault(key, set()).update(r.answered)
+            failed.setdefault(key, set()).update(r.errors, r.missing)
+        return {k: sorted(v - failed[k]) for k, v in sorted(answered.items())}
+
+    def add_round(self, report: RoundReport) -> None:
+        with self._lock:
+            self.rounds.append(report)
+
+    def add_quarantined(self, path: str, reason: str) -> None:
+        with self._lock:
+            self.quarantined.append(QuarantinedFile(path, reason))
+
+    def add_late(self, email: str) -> None:
+        with self._lock:
+            self.late_replies.append(email)
+
+    def summary(self) -> str:
+        lines = [f"{'OK' if self.ok else 'FAILED'}: {len(self.rounds)} exchanges"]
+        lines += [f"  {r.describe()}" for r in self.rounds]
+        lines += [f"  quarantined {q.path}: {q.reason}" for q in self.quarantined]
+        if self.late_replies:
+            lines.append(f"  late replies (ignored) from {', '.join(self.late_replies)}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        rounds = []
+        for r in self.rounds:
+            d = asdict(r)
+            d["errors"] = {
+                email: {**asdict(e), "exception_type": e.exception_type, "message": e.message}
+                for email, e in r.errors.items()
+            }
+            d["ok"] = r.ok
+            rounds.append(d)
+        return {
+            "ok": self.ok,
+            "rounds": rounds,
+            "quarantined": [asdict(q) for q in self.quarantined],
+            "late_replies": list(self.late_replies),
+            "failed_datasites": self.failed_datasites,
+        }

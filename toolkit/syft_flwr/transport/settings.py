@@ -1,0 +1,68 @@
+"""Defaults of the transport and the environment variables that override them."""
+
+from __future__ import annotations
+
+import os
+
+MSG_TIMEOUT_ENV = "SYFT_FLWR_MSG_TIMEOUT"
+DEFAULT_MSG_TIMEOUT = 120.0
+IDLE_TIMEOUT_ENV = "SYFT_FLWR_IDLE_TIMEOUT"
+DEFAULT_IDLE_TIMEOUT = 600.0
+MAX_MESSAGE_BYTES_ENV = "SYFT_FLWR_MAX_MESSAGE_BYTES"
+DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024 * 1024
+#: a waiting loop rescans its inbox at least this often, even without a file event. Events
+#: drive the latency; this only bounds the cost of a late or missed one (watchdog holds a
+#: rename's first half for up to 0.5 s when its threads interleave badly, ~1 in 1000).
+RESCAN_INTERVAL = 0.1
+
+
+def resolve_seconds(value: float | None, env: str, default: float, what: str) -> float:
+    """``value`` if given, else ``$env``, else ``default``; a positive number of seconds."""
+    source = "argument"
+    if value is None:
+        raw = os.environ.get(env, "").strip()
+        if not raw:
+            return default
+        source = f"${env}"
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(
+                f"{env}={raw!r} is not a number: set it to the {what} in seconds, e.g. 120"
+            ) from None
+    if not value > 0:
+        raise ValueError(f"the {what} ({source}) must be a positive number of seconds, got {value}")
+    return float(value)
+
+
+def resolve_max_bytes(value: int | None) -> int:
+    """The largest message body accepted/sent: ``value``, ``$SYFT_FLWR_MAX_MESSAGE_BYTES``
+    or 512 MiB."""
+    source = "max_message_bytes"
+    if value is None:
+        raw = os.environ.get(MAX_MESSAGE_BYTES_ENV, "").strip()
+        if not raw:
+            return DEFAULT_MAX_MESSAGE_BYTES
+        source = f"${MAX_MESSAGE_BYTES_ENV}"
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(
+                f"{MAX_MESSAGE_BYTES_ENV}={raw!r} is not an integer number of bytes, "
+                "e.g. 536870912 for 512 MiB"
+            ) from None
+    if value <= 0:
+        raise ValueError(f"{source} must be a positive number of bytes, got {value}")
+    return int(value)
+
+
+#: Garbage collection after large exchanges. flwr's record views (``content.array_records``
+#: and co., which strategies and apps use) are reference cycles: without a collection they
+#: keep whole messages (one model per datasite per round) alive until Python's next full
+#: collection. After this many bytes have gone through, a node collects as soon as its inbox
+#: is quiet for ``QUIET_BEFORE_COLLECT`` seconds (at once past ``COLLECT_NOW_BYTES``), and a
+#: grid collects while the datasites work on its next exchange. A full collection costs
+#: ~15 ms, so it is only worth it after this much data.
+COLLECT_AFTER_BYTES = 256 * 1024 * 1024
+COLLECT_NOW_BYTES = 1024 * 1024 * 1024
+QUIET_BEFORE_COLLECT = 0.05
