@@ -76,8 +76,25 @@ def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
     raise DemoError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def _quiet_console() -> None:
+    """The demo prints its own progress; parties' logs go to their log files."""
+    import logging
+
+    import flwr.common.logger  # noqa: F401 - installs Flower's console handler first
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+    for handler in logging.getLogger("flwr").handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(
+            handler, logging.FileHandler
+        ):
+            handler.setLevel(logging.WARNING)
+
+
 def run_demo(folder: Path, *, fl: bool = False, timeout: float = 300.0) -> int:
     """Run the demo in ``folder`` (created afresh); returns the exit code."""
+    _quiet_console()
     try:
         summary = _run(Path(folder).resolve(), fl=fl, timeout=timeout)
     except DemoError as exc:
@@ -152,7 +169,7 @@ def _run(folder: Path, *, fl: bool, timeout: float) -> str:
         jobs = {}
         for email, guest in guests.items():
             jobs[email] = guest.job.submit(
-                name=f"{app_name} analysis",
+                name=app_name,
                 user_code_path=project,
                 dataset_name=DATASET,
                 entrypoint="main.py",
@@ -208,23 +225,27 @@ def _run(folder: Path, *, fl: bool, timeout: float) -> str:
             if job.status != "completed":
                 raise DemoError(f"{email}'s job ended as {job.status}")
             admin.job.share_results(job)
-            _say(f"{email}: job {job.status}, results shared")
+            _say(f"{email}: job completed; logs and results shared with {DS_EMAIL}")
 
-    outputs = sorted(
-        p for sub in ("figures", "weights") for p in (project / sub).glob("*") if p.is_file()
-    )
-    if not outputs:
+    from syft_flwr.config import flower_run_config
+
+    outputs = {
+        sub: sorted(p.name for p in (project / sub).glob("*") if p.is_file())
+        for sub in ("figures", "weights")
+    }
+    if not any(outputs.values()):
         raise DemoError(f"the run wrote no figures or weights in {project}")
+    rounds = flower_run_config(project).get("num-server-rounds", result.rounds)
     rows = {email: _rows(_data_dir(i) / "private") for i, email in enumerate(DO_EMAILS, 1)}
     total = time.perf_counter() - started
     lines = ["", "Summary", f"  {'datasite':<22}{'rows contributed':>18}"]
     lines += [f"  {email:<22}{n:>18}" for email, n in rows.items()]
+    lines.append(f"  rounds: {rounds}   total time: {total:.1f} s")
+    for sub, names in outputs.items():
+        if names:
+            shown = names if len(names) <= 6 else [*names[:2], "...", *names[-2:]]
+            lines.append(f"  {sub}: {project / sub}  ({len(names)} files: {', '.join(shown)})")
     lines += [
-        f"  rounds: {result.rounds}   total time: {total:.1f} s",
-        f"  outputs: {project}/figures and {project}/weights"
-        if fl
-        else f"  figures: {project / 'figures'}",
-        *[f"    {p.relative_to(project)}" for p in outputs],
         f"  mock-data outputs: {folder / 'ds_outputs'}",
         f"  simulation logs: {result.log_dir}",
         f"  aggregator log: {folder / 'ds_outputs' / 'aggregator.log'}",

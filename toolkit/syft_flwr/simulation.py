@@ -21,7 +21,7 @@ from loguru import logger
 
 from syft_flwr.config import load_project_config
 from syft_flwr.network.layout import Network
-from syft_flwr.party_logs import party_log_files
+from syft_flwr.party_logs import party_context, party_log_files
 from syft_flwr.runtime import run_config_for
 
 LOG_FOLDER = "simulation_logs"
@@ -141,7 +141,7 @@ def run(
         }
 
         def serve(email: str) -> None:
-            with logger.contextualize(sim=sim_id, party=email):
+            with party_context(sim_id, email):
                 try:
                     node_results[email] = nodes[email].serve()
                 except BaseException as exc:  # the thread reports, the caller raises
@@ -149,7 +149,7 @@ def run(
                     failures[email] = f"crashed: {type(exc).__name__}: {exc}"
 
         def aggregate() -> None:
-            with logger.contextualize(sim=sim_id, party=config.aggregator):
+            with party_context(sim_id, config.aggregator):
                 try:
                     context = grid.server_context()
                     context.node_config["project-dir"] = str(project_dir)
