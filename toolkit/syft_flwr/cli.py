@@ -76,6 +76,35 @@ def demo(
 
 
 @app.command()
+def status(
+    root: Path = typer.Option(Path("."), help="folder that holds the network"),
+    key: str = typer.Option("local_syftbox_network", help="the network's folder name"),
+) -> None:
+    """List the network's datasites (online, heartbeat age, load) and its runs."""
+    from syft_flwr.monitor import status_main
+
+    try:
+        status_main(root, key)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc), code=2)
+
+
+@app.command()
+def dashboard(
+    root: Path = typer.Option(Path("."), help="folder that holds the network"),
+    key: str = typer.Option("local_syftbox_network", help="the network's folder name"),
+    port: int = typer.Option(8050, help="port on 127.0.0.1 (0 picks a free one)"),
+) -> None:
+    """Serve a live page on localhost: datasites, runs, rounds, latency, figures."""
+    from syft_flwr.monitor import dashboard_main
+
+    try:
+        dashboard_main(root, key, port)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc), code=2)
+
+
+@app.command()
 def version() -> None:
     """Print the toolkit's version."""
     from syft_flwr import __version__
