@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from syft_flwr.rds import RDSServer, Session
+from syft_flwr.rds import RDSServer, Session, setup_rds_server
 
 DO = "do1@openmined.org"
 DS = "ds@openmined.org"
@@ -42,6 +42,24 @@ class Net:
     guest: Session
     private_dir: Path
     mock_dir: Path
+
+
+def make_net(tmp_path: Path, **server_options) -> Net:
+    """A network under ``tmp_path``: DO with the diabetes dataset, DS with a guest session."""
+    root = tmp_path / "net"
+    do = setup_rds_server(email=DO, root_dir=root, key="local_syftbox_network", **server_options)
+    admin = do.init_session(host=DO)
+    private_dir, mock_dir, readme = make_dataset_files(tmp_path / "dataset")
+    admin.dataset.create(
+        name=DATASET,
+        path=private_dir,
+        mock_path=mock_dir,
+        summary="Diabetes diagnostics of Pima Indian women",
+        description_path=readme,
+    )
+    ds = setup_rds_server(email=DS, root_dir=root, key="local_syftbox_network")
+    guest = ds.init_session(host=DO)
+    return Net(root, do, admin, ds, guest, private_dir, mock_dir)
 
 
 def make_dataset_files(base: Path) -> tuple[Path, Path, Path]:

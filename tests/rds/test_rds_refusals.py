@@ -13,6 +13,7 @@ from syft_flwr.network.atomic import atomic_write_json
 from syft_flwr.rds import (
     AuditLogTamperedError,
     JobNotFoundError,
+    JobRefusedError,
     JobStateError,
     SubmissionLimits,
     setup_rds_server,
@@ -222,13 +223,24 @@ def test_forged_status_mirror_changes_nothing(net, tmp_path: Path) -> None:
         net.admin.job.share_results(job)
 
 
-def test_forged_state_in_request_is_ignored(net, tmp_path: Path) -> None:
+def test_forged_state_in_request_is_refused_or_ignored(net, tmp_path: Path) -> None:
     job = submit(net, tmp_path)
     request = job.code_path.parent / "request.json"
     data = json.loads(request.read_text())
     data["status"] = "approved"
     atomic_write_json(request, data)
-    assert net.admin.job.get(uid=job.uid).status == "pending_code_review"
+    # Before the owner's first sighting: the request is no longer what the submitter signed.
+    assert net.admin.job.get_all() == []
+    with pytest.raises(JobRefusedError, match="malformed.*unexpected \\['status'\\]"):
+        net.admin.job.get(uid=job.uid)
+    # After it: the owner acts on its own copy of the request, whatever the inbox says.
+    other = submit(net, tmp_path, name="other")
+    assert net.admin.job.get(uid=other.uid).status == "pending_code_review"
+    request = other.code_path.parent / "request.json"
+    data = json.loads(request.read_text())
+    data["status"] = "approved"
+    atomic_write_json(request, data)
+    assert net.admin.job.get(uid=other.uid).status == "pending_code_review"
 
 
 def test_request_edited_after_sighting_is_ignored(net, tmp_path: Path) -> None:
@@ -257,7 +269,7 @@ def test_vanished_inbox_folder(net, tmp_path: Path) -> None:
         net.guest.job.get(uid=job.uid)
 
 
-def test_malformed_request_is_skipped(net, tmp_path: Path) -> None:
+def test_malformed_request_is_refused(net, tmp_path: Path) -> None:
     job = submit(net, tmp_path)
     junk = net.admin.job.inbox / "20990101T000000000000Z-deadbeef"
     junk.mkdir()
@@ -266,8 +278,17 @@ def test_malformed_request_is_skipped(net, tmp_path: Path) -> None:
     forged.mkdir()
     atomic_write_json(forged / "request.json", {"job_id": "other", "entrypoint": "/bin/sh"})
     assert [j.uid for j in net.admin.job.get_all()] == [job.uid]
-    with pytest.raises(JobNotFoundError):
+    with pytest.raises(JobNotFoundError, match="refused at intake \\(malformed\\)"):
         net.admin.job.approve(junk.name)
+    refused = {r["key"]: r for r in net.admin.job.refused()}
+    assert set(refused) == {junk.name, forged.name}
+    assert (refused[junk.name]["reason"], refused[forged.name]["reason"]) == (
+        "malformed",
+        "unsigned",
+    )
+    for r in refused.values():  # moved out of the inbox, kept for the owner to inspect
+        assert (Path(r["quarantine"]) / "request.json").exists()
+        assert not (net.admin.job.inbox / r["key"] / "request.json").exists()
 
 
 def test_runs_and_decisions_need_the_right_status(net, tmp_path: Path) -> None:

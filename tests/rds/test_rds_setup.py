@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from syft_flwr.config import Identity
-from syft_flwr.rds import setup_rds_server
+from syft_flwr.rds import JobRefusedError, setup_rds_server
 from tests.rds.rds_helpers import DATASET, DO, DS, submit
 
 
@@ -37,7 +37,7 @@ def test_reset_clears_only_that_party(net, tmp_path: Path) -> None:
     ds_private_marker.write_text("mine")
     fresh = setup_rds_server(email=DO, root_dir=net.root, reset=True)
     private = net.root / "local_syftbox_network" / "private" / DO
-    assert sorted(p.name for p in private.iterdir()) == ["identity.json"]
+    assert sorted(p.name for p in private.iterdir()) == ["identity.json", "keys"]
     admin = fresh.init_session(host=DO)
     assert admin.dataset.get_all() == []
     assert admin.job.get_all() == []
@@ -51,10 +51,16 @@ def test_reset_clears_only_that_party(net, tmp_path: Path) -> None:
 
 
 def test_guest_can_reset_itself_without_touching_the_owner(net, tmp_path: Path) -> None:
-    job = submit(net, tmp_path)
+    seen = submit(net, tmp_path)
+    assert net.admin.job.get(uid=seen.uid).status == "pending_code_review"
+    unseen = submit(net, tmp_path, name="unseen")
     setup_rds_server(email=DS, root_dir=net.root, reset=True)
-    assert net.admin.job.get(uid=job.uid).status == "pending_code_review"
+    assert net.admin.job.get(uid=seen.uid).status == "pending_code_review"
     assert [d.name for d in net.admin.dataset.get_all()] == [DATASET]
+    # A reset gives the party new keys: what it signed before and the owner had not seen yet
+    # no longer verifies, and is refused rather than trusted.
+    with pytest.raises(JobRefusedError, match="bad_signature"):
+        net.admin.job.get(uid=unseen.uid)
 
 
 def test_bad_email_and_key(tmp_path: Path) -> None:

@@ -31,8 +31,16 @@ class Identity:
 
     @classmethod
     def create(cls, network: Network, email: str) -> Identity:
-        """Write (or rewrite) the identity file of ``email`` on ``network``."""
+        """Write (or rewrite) the identity file of ``email`` on ``network``.
+
+        Also gives the party its Ed25519 (signing) and X25519 (encryption) keys if it has none
+        yet, and publishes their public halves (see :mod:`syft_flwr.keys`); existing keys are
+        kept.
+        """
+        from syft_flwr.keys import ensure_keys  # cryptography is loaded only when needed
+
         validate_email(email)
+        ensure_keys(network, email)
         path = network.identity_path(email)
         existing = read_json(path) if path.exists() else {}
         existing.update(

@@ -12,30 +12,48 @@ from syft_flwr.rds.errors import (
     AuditLogTamperedError,
     DatasetNotFoundError,
     JobNotFoundError,
+    JobRefusedError,
     JobStateError,
+)
+from syft_flwr.rds.intake import (
+    DEFAULT_INTAKE,
+    REFUSAL_REASONS,
+    IntakePolicy,
+    SubmissionIncompleteError,
+    SubmissionRefusedError,
+    validate_submission,
 )
 from syft_flwr.rds.jobs import Job, JobAPI
 from syft_flwr.rds.runner import RunHandle
 from syft_flwr.rds.server import RDSClient, RDSServer, Session, setup_rds_server
+from syft_flwr.rds.signed import ResultsTamperedError
 from syft_flwr.rds.state import JobStatus
 
 __all__ = [
+    "DEFAULT_INTAKE",
     "DEFAULT_LIMITS",
+    "REFUSAL_REASONS",
     "AuditLog",
     "AuditLogTamperedError",
     "Dataset",
     "DatasetAPI",
     "DatasetNotFoundError",
+    "IntakePolicy",
     "Job",
     "JobAPI",
     "JobNotFoundError",
+    "JobRefusedError",
     "JobStateError",
     "JobStatus",
     "RDSClient",
     "RDSServer",
+    "ResultsTamperedError",
     "RunHandle",
     "Session",
+    "SubmissionIncompleteError",
     "SubmissionLimits",
+    "SubmissionRefusedError",
     "code_sha256",
     "setup_rds_server",
+    "validate_submission",
 ]

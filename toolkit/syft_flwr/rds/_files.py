@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import json
 import os
 import shutil
 import stat
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from syft_flwr.network.atomic import TMP_PREFIX
 from syft_flwr.network.watch import DirectoryWatcher
 
 
@@ -80,3 +84,31 @@ def copy_regular_files(src: Path, dest: Path) -> list[str]:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, dest / rel, follow_symlinks=False)
     return sorted(skipped)
+
+
+def open_dir_nofollow(path: Path) -> int:
+    """A file descriptor of the folder ``path``; OSError if it is a symlink or not a folder.
+
+    Writing through this descriptor (``dir_fd=``) keeps a folder that others can replace
+    (a job's inbox folder) from redirecting the write through a symlink swapped in after a
+    check.
+    """
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+
+
+def write_json_at(dir_fd: int, name: str, obj: object) -> None:
+    """Atomically write ``obj`` as JSON to ``name`` inside the folder ``dir_fd``."""
+    data = (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")
+    tmp = f"{TMP_PREFIX}{uuid.uuid4().hex}-{name}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd)
+    try:
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise

@@ -42,6 +42,7 @@ class SubmissionLimits:
 
     max_file_bytes: int = 10 * MB
     max_total_bytes: int = 50 * MB
+    max_files: int = 10_000
 
 
 DEFAULT_LIMITS = SubmissionLimits()
@@ -76,19 +77,20 @@ def scan_code(root: Path, limits: SubmissionLimits = DEFAULT_LIMITS) -> list[str
     """Sorted relative POSIX paths of the files that make up the code at ``root``.
 
     ``root`` may be a folder or a single file. Refuses (ValueError) symlinks anywhere in the
-    tree, anything that is not a plain file or folder, and files over the size limits.
-    Skips :data:`SKIP_DIRS` and ``*.pyc``.
+    tree, anything that is not a plain file or folder, names that are not UTF-8, more than
+    ``limits.max_files`` files, and files over the size limits. Skips :data:`SKIP_DIRS` and
+    ``*.pyc``.
     """
     root = Path(root)
     if root.is_symlink():
         raise ValueError(f"{root} is a symlink: submit the real folder, not a link to it")
     if root.is_file():
         _check_size(root, root.stat().st_size, limits)
-        return [root.name]
+        return [_utf8_name(root, root.name)]
     if not root.is_dir():
         raise FileNotFoundError(f"code folder {root} does not exist")
     files: list[tuple[str, int]] = []
-    for current, dirnames, filenames in os.walk(root, followlinks=False):
+    for current, dirnames, filenames in os.walk(root, followlinks=False, onerror=_raise):
         here = Path(current)
         for d in list(dirnames):
             if d in SKIP_DIRS:
@@ -112,7 +114,12 @@ def scan_code(root: Path, limits: SubmissionLimits = DEFAULT_LIMITS) -> list[str
                 raise ValueError(f"{path} is not a regular file (device, pipe or socket)")
             size = path.lstat().st_size
             _check_size(path, size, limits)
-            files.append((path.relative_to(root).as_posix(), size))
+            files.append((_utf8_name(path, path.relative_to(root).as_posix()), size))
+            if len(files) > limits.max_files:
+                raise ValueError(
+                    f"the code in {root} has more than {limits.max_files} files: leave data, "
+                    "environments and outputs out of the job"
+                )
     total = sum(size for _, size in files)
     if total > limits.max_total_bytes:
         raise ValueError(
@@ -121,6 +128,22 @@ def scan_code(root: Path, limits: SubmissionLimits = DEFAULT_LIMITS) -> list[str
             "the job (the data owner's data reaches it through DATA_DIR)"
         )
     return sorted(rel for rel, _ in files)
+
+
+def _raise(exc: OSError) -> None:
+    """os.walk's onerror: an unreadable folder is an error, not a silently smaller job."""
+    raise exc
+
+
+def _utf8_name(path: Path, rel: str) -> str:
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"{path!r} has a name that is not valid UTF-8: rename it (a job's file names are "
+            "recorded in its request and hash)"
+        ) from None
+    return rel
 
 
 def _check_size(path: Path, size: int, limits: SubmissionLimits) -> None:
@@ -152,9 +175,14 @@ def code_sha256(root: Path, limits: SubmissionLimits = DEFAULT_LIMITS) -> str:
 
 
 def _read_plain(path: Path) -> bytes:
-    """Read a file without following a symlink swapped in after the scan."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    """Read a regular file; refuse a symlink or a pipe swapped in after the scan.
+
+    ``O_NONBLOCK`` keeps a FIFO put in a file's place from blocking the open forever.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path} is not a regular file (it changed after the scan)")
         return fh.read()
 
 

@@ -14,6 +14,11 @@ class JobNotFoundError(LookupError, ValueError):
         return str(self.args[0]) if self.args else "job not found"
 
 
+class JobRefusedError(JobNotFoundError, PermissionError):
+    """The job was refused at intake (unsigned, forged, replayed, altered...): it never became
+    a job. The data owner's ``session.job.refused()`` and audit log say why."""
+
+
 class DatasetNotFoundError(LookupError, ValueError):
     """No dataset with that name on the datasite."""
 

@@ -260,7 +260,6 @@ def start_run(
     else:
         data_dir = session.dataset.get(req["dataset_name"]).get_mock_path()
     store = session.store
-    code_src = api._job_dir(uid) / "code"
 
     record: dict[str, Any] = {}
 
@@ -271,6 +270,7 @@ def start_run(
         run_dir = store.run_dir(uid, n)
         shutil.rmtree(run_dir, ignore_errors=True)  # a refused attempt may have left a copy
         try:
+            code_src = api._real_job_dir(uid) / "code"  # not through a link planted in the inbox
             copied = copy_code(code_src, run_dir / "code", session.limits)
         except (ValueError, OSError) as exc:
             shutil.rmtree(run_dir, ignore_errors=True)

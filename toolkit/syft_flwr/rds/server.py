@@ -22,6 +22,7 @@ from syft_flwr.network.layout import Network, validate_email
 from syft_flwr.rds.audit import AuditLog
 from syft_flwr.rds.code import DEFAULT_LIMITS, SubmissionLimits
 from syft_flwr.rds.datasets import DatasetAPI
+from syft_flwr.rds.intake import DEFAULT_INTAKE, IntakePolicy
 from syft_flwr.rds.jobs import JobAPI, JobRef
 from syft_flwr.rds.runner import DEFAULT_TIMEOUT, RunHandle, start_run
 from syft_flwr.rds.state import JobStateStore
@@ -52,9 +53,15 @@ class RDSClient:
 class RDSServer:
     """One party on the network; open sessions with datasites through :meth:`init_session`."""
 
-    def __init__(self, client: RDSClient, limits: SubmissionLimits = DEFAULT_LIMITS):
+    def __init__(
+        self,
+        client: RDSClient,
+        limits: SubmissionLimits = DEFAULT_LIMITS,
+        intake: IntakePolicy = DEFAULT_INTAKE,
+    ):
         self.client = client
         self.limits = limits
+        self.intake = intake
 
     @property
     def email(self) -> str:
@@ -74,7 +81,7 @@ class RDSServer:
                 f"its owner must run setup_rds_server(email={host!r}, ...) with the same "
                 "root_dir and key first"
             )
-        return Session(self.client, host, self.limits)
+        return Session(self.client, host, self.limits, self.intake)
 
     def __repr__(self) -> str:
         return f"RDSServer(email={self.email!r}, network={str(self.network.root)!r})"
@@ -84,11 +91,18 @@ class Session:
     """A party's view of one datasite: ``dataset``, ``job`` (alias ``jobs``), and, for the
     datasite's owner (``is_admin``), running jobs and reading the audit log."""
 
-    def __init__(self, client: RDSClient, host: str, limits: SubmissionLimits = DEFAULT_LIMITS):
+    def __init__(
+        self,
+        client: RDSClient,
+        host: str,
+        limits: SubmissionLimits = DEFAULT_LIMITS,
+        intake: IntakePolicy = DEFAULT_INTAKE,
+    ):
         self.client = client
         self.host = host
         self.network = client.network
         self.limits = limits
+        self.intake = intake
         self.is_admin = client.email == host
         self.store = JobStateStore(self.network, host) if self.is_admin else None
         self.audit = (
@@ -150,12 +164,17 @@ def setup_rds_server(
     key: str = "local_syftbox_network",
     reset: bool = False,
     limits: SubmissionLimits = DEFAULT_LIMITS,
+    intake: IntakePolicy = DEFAULT_INTAKE,
 ) -> RDSServer:
     """Join (or create) the network ``<root_dir>/<key>`` as ``email``.
 
-    Creates the party's datasite, private folder and identity file; an existing party keeps
-    its datasets and jobs. ``reset=True`` first deletes this party's datasite and private
-    folder (and nothing of any other party).
+    Creates the party's datasite, private folder, identity file and keys (an Ed25519 key to
+    sign its job submissions, an X25519 key to receive encrypted messages; the public halves
+    go to ``public/keys.json``). An existing party keeps its keys, datasets and jobs.
+    ``reset=True`` first deletes this party's datasite and private folder, keys included (and
+    nothing of any other party): its pending submissions then no longer verify.
+    ``limits`` bound the code of submissions; ``intake`` is how this party, as a data owner,
+    judges them (signature age, clock skew, sync grace period).
     """
     validate_email(email)
     network = Network.at(root_dir, key)
@@ -172,4 +191,4 @@ def setup_rds_server(
     ):
         folder.mkdir(parents=True, exist_ok=True)
     identity = Identity.create(network, email)
-    return RDSServer(RDSClient(email=email, network=network, identity=identity), limits)
+    return RDSServer(RDSClient(email=email, network=network, identity=identity), limits, intake)

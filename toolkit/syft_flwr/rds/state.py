@@ -3,6 +3,9 @@
 ```
 <private>/rds/jobs/<job_id>/state.json      status, pinned hash, reason, history, runs
 <private>/rds/jobs/<job_id>/runs/<n>/       code/ (verified copy), stdout.log, stderr.log, output/
+<private>/rds/seen/<job_id>                  marker: this job id was accepted once (replay guard)
+<private>/rds/refused/<key>.json            why an inbox entry was refused at intake
+<private>/rds/quarantine/<key>/             the refused entry itself, moved out of the inbox
 ```
 
 Nothing written by another party (the inbox's request or status mirror) is ever taken as the
@@ -24,7 +27,10 @@ from syft_flwr.rds._files import file_lock, utc_now
 
 
 class JobStatus(StrEnum):
-    """pending_code_review → approved | rejected → running → completed | failed → shared."""
+    """pending_code_review → approved | rejected → running → completed | failed → shared.
+
+    ``refused``: refused at intake (unsigned, forged, replayed, altered); never reviewed.
+    """
 
     PENDING_CODE_REVIEW = "pending_code_review"
     APPROVED = "approved"
@@ -33,11 +39,12 @@ class JobStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     SHARED = "shared"
+    REFUSED = "refused"
 
 
 #: Statuses from which a run may start (a job may be re-run after it finished).
 RUNNABLE = frozenset({JobStatus.APPROVED, JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.SHARED})
-TERMINAL = ("completed", "failed", "rejected", "shared")
+TERMINAL = ("completed", "failed", "rejected", "shared", "refused")
 
 
 class JobStateStore:
@@ -46,7 +53,11 @@ class JobStateStore:
     def __init__(self, network: Network, owner: str):
         self.network = network
         self.owner = owner
-        self.root = network.private_dir(owner) / "rds" / "jobs"
+        self.rds_dir = network.private_dir(owner) / "rds"
+        self.root = self.rds_dir / "jobs"
+        self.refused_dir = self.rds_dir / "refused"
+        self.quarantine_dir = self.rds_dir / "quarantine"
+        self.seen_dir = self.rds_dir / "seen"
 
     def job_dir(self, job_id: str) -> Path:
         return self.root / validate_name(job_id, "job id")
@@ -69,25 +80,40 @@ class JobStateStore:
             return None
         return read_json(path)
 
+    def seen_path(self, job_id: str) -> Path:
+        """A marker kept when a job is accepted, even if its records are removed later."""
+        return self.seen_dir / validate_name(job_id, "job id")
+
+    def mark_seen(self, job_id: str) -> None:
+        atomic_write_json(self.seen_path(job_id), {"job_id": job_id, "seen_at": utc_now()})
+
+    def refused_path(self, key: str) -> Path:
+        return self.refused_dir / f"{validate_name(key, 'refusal key')}.json"
+
+    def load_refused(self, key: str) -> dict[str, Any] | None:
+        """The refusal record of ``key`` (a job id or ``entry-<hash>``), None if not refused."""
+        path = self.refused_path(key)
+        return read_json(path) if path.exists() else None
+
+    def refused_records(self) -> list[dict[str, Any]]:
+        if not self.refused_dir.is_dir():
+            return []
+        out = []
+        for path in sorted(self.refused_dir.glob("*.json")):
+            if not path.name.startswith("."):
+                out.append(read_json(path))
+        return sorted(out, key=lambda r: (r.get("refused_at", ""), r.get("key", "")))
+
+    @contextmanager
+    def intake_locked(self) -> Iterator[None]:
+        """Serialises the refusal of inbox entries that are not named like a job id."""
+        with file_lock(self.rds_dir / ".intake.lock"):
+            yield
+
     @contextmanager
     def locked(self, job_id: str) -> Iterator[None]:
         with file_lock(self.job_dir(job_id) / ".lock"):
             yield
-
-    def create_if_missing(
-        self, job_id: str, make: Callable[[], dict[str, Any]]
-    ) -> tuple[dict[str, Any], bool]:
-        """The state of ``job_id``; created from ``make()`` if none exists. Returns (state, new)."""
-        existing = self.load(job_id)
-        if existing is not None:
-            return existing, False
-        with self.locked(job_id):
-            existing = self.load(job_id)
-            if existing is not None:
-                return existing, False
-            state = make()
-            atomic_write_json(self.state_path(job_id), state)
-            return state, True
 
     def update(self, job_id: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         """Apply ``change`` to the state under the job's lock and write it back."""
