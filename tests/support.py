@@ -9,6 +9,17 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 AGGREGATOR = "ds@openmined.org"
 DATASITES = ["do1@openmined.org", "do2@openmined.org"]
+# the Pima columns, written out here so tests never take them from the code they test
+PIMA_FEATURES = [
+    "Pregnancies",
+    "Glucose",
+    "BloodPressure",
+    "SkinThickness",
+    "Insulin",
+    "BMI",
+    "DiabetesPedigreeFunction",
+    "Age",
+]
 
 
 def copy_app(source: Path, dest: Path) -> Path:

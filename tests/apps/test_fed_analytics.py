@@ -29,20 +29,11 @@ from syft_flwr.apps import FlowerApps, load_apps
 from syft_flwr.config import flower_run_config
 from syft_flwr.transport import flwr_compat
 from syft_flwr.utils import DatasetPathError, dataset_path_context
-from tests.support import REPO, copy_app
+from tests.support import PIMA_FEATURES, REPO, copy_app
 
 APP = REPO / "fed-analytics-diabetes"
 MOCKS = [REPO / "datasets" / "pima-indians-diabetes-database" / f"do{i}" / "mock" for i in (1, 2)]
-FEATURES = [
-    "Pregnancies",
-    "Glucose",
-    "BloodPressure",
-    "SkinThickness",
-    "Insulin",
-    "BMI",
-    "DiabetesPedigreeFunction",
-    "Age",
-]
+FEATURES = PIMA_FEATURES
 DEFAULT_EDGES = {
     "Glucose": [float(e) for e in range(0, 201, 10)],
     "BMI": [float(e) for e in range(0, 71, 5)],

@@ -27,21 +27,12 @@ from tests.apps.fl_helpers import (
     make_split_dirs,
     real_split_dirs,
 )
-from tests.support import AGGREGATOR, DATASITES, REPO
+from tests.support import AGGREGATOR, DATASITES, PIMA_FEATURES, REPO
 
 APP = REPO / "fl-diabetes-prediction"
 NODES = (101, 202)  # the two datasites' node ids
 ZERO_MEANS_MISSING = ["Glucose", "BloodPressure", "SkinThickness", "Insulin", "BMI"]
-FEATURES = [
-    "Pregnancies",
-    "Glucose",
-    "BloodPressure",
-    "SkinThickness",
-    "Insulin",
-    "BMI",
-    "DiabetesPedigreeFunction",
-    "Age",
-]
+FEATURES = PIMA_FEATURES
 
 
 @pytest.fixture

@@ -12,23 +12,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.support import REPO
+from tests.support import PIMA_FEATURES, REPO
 
 SCRIPT = REPO / "datasets" / "split_pima.py"
 DATASET = REPO / "datasets" / "pima-indians-diabetes-database"
 RAW = DATASET / "raw" / "pima-indians-diabetes.csv"
 OWNERS = ("do1", "do2")
 SPLITS = ("train", "test")
-FEATURES = [
-    "Pregnancies",
-    "Glucose",
-    "BloodPressure",
-    "SkinThickness",
-    "Insulin",
-    "BMI",
-    "DiabetesPedigreeFunction",
-    "Age",
-]
+FEATURES = PIMA_FEATURES
 ZERO_IS_MISSING = {"Glucose", "BloodPressure", "SkinThickness", "Insulin", "BMI"}
 
 

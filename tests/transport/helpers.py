@@ -12,6 +12,7 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from syft_flwr.config import Identity
 from syft_flwr.network import Network
 from syft_flwr.transport import DatasiteGrid, DatasiteNode, NodeResult
 from syft_flwr.utils import get_syftbox_dataset_path
@@ -22,6 +23,11 @@ APP = "tiny-app"
 
 def datasite(i: int) -> str:
     return f"do{i}@openmined.org"
+
+
+def create_identities(network: Network, emails: Sequence[str]) -> dict[str, Identity]:
+    """Every party's identity and keys (message files are signed, bodies encrypted)."""
+    return {email: Identity.create(network, email) for email in emails}
 
 
 def write_data(folder: Path, delta: Sequence[np.ndarray], num_examples: int) -> Path:
@@ -149,11 +155,13 @@ def federation(
     start: Sequence[int] | None = None,
     timeout: float = 30.0,
     node_kwargs: dict | None = None,
+    grid_kwargs: dict | None = None,
 ) -> Iterator[Federation]:
     """A grid and one DatasiteNode thread per datasite on a fresh network under ``root``.
     ``start`` limits which nodes are started (indexes, 1-based)."""
     network = Network.at(root)
     emails = [datasite(i + 1) for i in range(len(deltas))]
+    create_identities(network, [AGGREGATOR, *emails])
     nodes = {}
     for i, email in enumerate(emails, start=1):
         folder = write_data(root / "data" / email, deltas[i - 1], counts[i - 1])
@@ -161,7 +169,7 @@ def federation(
         nodes[email] = DatasiteNode(
             network, APP, email, AGGREGATOR, node_app, data_path=folder, **(node_kwargs or {})
         )
-    grid = DatasiteGrid(network, APP, AGGREGATOR, emails, timeout=timeout)
+    grid = DatasiteGrid(network, APP, AGGREGATOR, emails, timeout=timeout, **(grid_kwargs or {}))
     fed = Federation(network, grid, nodes)
     for i, email in enumerate(emails, start=1):
         if start is None or i in start:

@@ -14,9 +14,11 @@ from flwr.clientapp import ClientApp
 from flwr.serverapp.strategy import FedAvg
 from loguru import logger
 
+from syft_flwr.config import Identity
 from syft_flwr.network import atomic_write_bytes
 from syft_flwr.transport import DatasiteGrid, DatasiteNode, codec, flwr_compat
 from syft_flwr.transport.inbox import private_app_dir
+from syft_flwr.transport.security import MessageKeys
 from tests.transport.helpers import AGGREGATOR, APP, datasite, federation, make_app, query_message
 
 DELTAS = [[np.full(3, 1.0)], [np.full(3, 2.0)], [np.full(3, 3.0)]]
@@ -135,7 +137,7 @@ def test_bad_files_are_quarantined_and_the_node_keeps_serving(tmp_path: Path) ->
         result = fed.stop(do1)
 
     reasons = {Path(q.path).name.split("-", 1)[1]: q.reason for q in result.quarantined}
-    assert "checksum mismatch" in reasons[corrupted.name]
+    assert "altered" in reasons[corrupted.name]
     assert "truncated" in reasons[truncated.name]
     assert "too large" in reasons[oversized.name]
     assert "app 'other-app'" in reasons[other.name]
@@ -145,27 +147,33 @@ def test_bad_files_are_quarantined_and_the_node_keeps_serving(tmp_path: Path) ->
     quarantine_dir = private_app_dir(fed.network, do1, APP) / "quarantine"
     for q in result.quarantined:
         assert Path(q.path).parent == quarantine_dir and Path(q.path).exists()
-        assert Path(q.path + ".reason.txt").read_text().strip() == q.reason
+        assert Path(q.path + ".reason.txt").read_text().strip() == f"{q.kind}: {q.reason}"
+    assert result.refusals == {"corrupted": 1, "malformed": 3, "too-large": 1, "wrong-app": 1}
     assert not list(inbox.iterdir())
 
 
 def _reply_file(grid: DatasiteGrid, request: Path, sender: str) -> Path:
-    """A well-formed reply file from ``sender`` to the request in ``request``."""
-    with open(request, "rb") as f:
-        envelope = codec.read_envelope(
-            f,
-            request.name,
-            recipient=datasite(1),
-            app_name=APP,
-            senders=(AGGREGATOR,),
-            max_bytes=2**20,
-        )
-        segments = codec.read_segments(f, envelope)
-    message = codec.decode_message(envelope, segments)
+    """A well-formed reply file, signed by ``sender``, to the request in ``request``."""
+    do1_keys = MessageKeys(grid.network, datasite(1))
+    _, message = codec.read_message_file(
+        request,
+        recipient=datasite(1),
+        app_name=APP,
+        senders=(AGGREGATOR,),
+        max_bytes=2**20,
+        keys=do1_keys,
+    )
     reply = Message(message.content, reply_to=message)
     flwr_compat.set_message_id(reply, "ef" * 16 if sender == datasite(1) else "fe" * 16)
+    Identity.create(grid.network, sender)
     encoded = codec.encode_message(
-        reply, sender=sender, recipient=AGGREGATOR, app_name=APP, max_bytes=2**20
+        reply,
+        sender=sender,
+        recipient=AGGREGATOR,
+        app_name=APP,
+        max_bytes=2**20,
+        keys=MessageKeys(grid.network, sender),
+        encrypt=True,
     )
     path = grid.inbox / encoded.envelope.file_name
     atomic_write_bytes(path, encoded.to_bytes())
@@ -185,8 +193,9 @@ def test_grid_quarantines_bad_replies(tmp_path: Path) -> None:
         assert grid.pull_messages([request.stem]) == []
         reasons = sorted(q.reason for q in grid.report.quarantined)
         assert len(reasons) == 2
-        assert "checksum mismatch" in reasons[0]
+        assert "tag mismatch" in reasons[0]
         assert "sender eve@example.org is not a party" in reasons[1]
+        assert grid.report.refusals == {"corrupted": 1, "wrong-sender": 1}
         assert not corrupted.exists() and not stranger.exists()
         assert not grid.report.ok
 
@@ -238,6 +247,7 @@ def test_restarted_node_does_not_answer_twice(tmp_path: Path) -> None:
     assert second.answered == 1  # only the new message
     assert calls.count(message_id) == 1 and len(calls) == 2
     assert not request.exists()
+    assert [q.kind for q in second.quarantined] == ["replay"]  # refused, set aside, logged
     assert fed.grid.report.late_replies == []
 
 
@@ -285,15 +295,14 @@ def test_stale_stop_and_expired_messages_are_not_obeyed(tmp_path: Path) -> None:
     with federation(tmp_path, DELTAS[:1], COUNTS[:1], start=[], node_kwargs=node_kwargs) as fed:
         grid, do1 = fed.grid, datasite(1)
         inbox = fed.network.flwr_inbox(do1, APP)
-        old_stop = codec.Envelope(
+        old_stop = codec.encode_stop(
             sender=AGGREGATOR,
             recipient=do1,
             app_name=APP,
-            message_id="9" * 32,
-            kind=codec.KIND_STOP,
+            keys=grid.keys,
             created_at=time.time() - 3600,
         )
-        atomic_write_bytes(inbox / old_stop.file_name, old_stop.to_bytes())
+        atomic_write_bytes(inbox / old_stop.envelope.file_name, old_stop.to_bytes())
         msg = Message(RecordDict(), grid.node_id_of(do1), "query", ttl=0.05)
         (expired_id,) = grid.push_messages([msg])
         time.sleep(0.1)

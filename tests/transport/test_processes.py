@@ -14,7 +14,7 @@ from flwr.app import ConfigRecord, Message, RecordDict
 
 from syft_flwr.network import Network
 from syft_flwr.transport import DatasiteGrid
-from tests.transport.helpers import AGGREGATOR, datasite
+from tests.transport.helpers import AGGREGATOR, create_identities, datasite
 
 SCRIPT = Path(__file__).with_name("node_script.py")
 VALUES = {datasite(1): [1.0, 2.0, 3.5, 7.0], datasite(2): [10.0, 20.0, 30.0]}
@@ -23,6 +23,7 @@ VALUES = {datasite(1): [1.0, 2.0, 3.5, 7.0], datasite(2): [10.0, 20.0, 30.0]}
 @pytest.fixture
 def node_processes(tmp_path: Path):
     network = Network.at(tmp_path / "net")
+    create_identities(network, [AGGREGATOR, *VALUES])
     procs = {}
     env = {**os.environ, "FLWR_TELEMETRY_ENABLED": "0"}
     try:

@@ -141,8 +141,12 @@ def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         try:
-            os.write(fd, data)
+            view = memoryview(data)
+            while view:  # a short write (a full disk) must never leave a truncated key
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
+        except OSError as exc:
+            raise OSError(exc.errno, f"could not write the key {path}: {exc.strerror}") from exc
         finally:
             os.close(fd)
         try:

@@ -86,11 +86,21 @@ def party_log_files(sim_id: str, log_dir: Path, parties: list[str]) -> Iterator[
         sink_ids.append(logger.add(path, level="DEBUG", format=_FORMAT, filter=keep))
     with _files_lock:
         _files.update({(sim_id, party): path for party, path in paths.items()})
+    body_failed = True
     try:
         yield paths
+        body_failed = False
     finally:
+        unflushed: list[OSError] = []
         for sink_id in sink_ids:
-            logger.remove(sink_id)
+            try:
+                logger.remove(sink_id)
+            except OSError as exc:  # a full disk: the run's own error (if any) matters more
+                unflushed.append(exc)
         with _files_lock:
             for party in parties:
                 _files.pop((sim_id, party), None)
+        if unflushed and not body_failed:
+            raise OSError(
+                unflushed[0].errno, f"could not finish the log files in {log_dir}: {unflushed[0]}"
+            )

@@ -78,34 +78,77 @@ def run_aggregator(
     timeout: float | None = None,
     resume: bool = False,
     config: ProjectConfig | None = None,
+    metrics_port: int | None = None,
+    wait_online: float | None = None,
 ) -> AggregatorOutcome:
-    """Run the ServerApp of ``project_dir`` as ``identity`` over the datasite network."""
+    """Run the ServerApp of ``project_dir`` as ``identity`` over the datasite network.
+
+    The run publishes the aggregator's heartbeat, writes ``<project>/runs/<run_id>/events.jsonl``
+    and, with ``metrics_port``, serves Prometheus metrics on 127.0.0.1. With ``wait_online``
+    (seconds), round 1 starts only once every datasite's heartbeat is online.
+    """
+    import secrets
+
     from syft_flwr.apps import load_apps
+    from syft_flwr.monitor import (
+        Heartbeat,
+        HeartbeatObserver,
+        ObserverFanout,
+        monitor_run,
+        wait_for_datasites,
+    )
     from syft_flwr.transport import DatasiteGrid
 
     config = config or load_project_config(project_dir)
     apps = load_apps(project_dir)
     full_config = run_config_for(project_dir, run_config, resume)
-    grid = DatasiteGrid(
-        identity.network,
-        config.app_name,
-        identity.email,
-        config.datasites,
-        timeout=timeout,
-        run_config=full_config,
-    )
-    context = grid.server_context()
-    context.node_config["project-dir"] = str(project_dir)
-    outcome = AggregatorOutcome(report=grid.report)
-    try:
-        apps.server_app(grid, context)
-    except BaseException as exc:  # reported, never swallowed as success
-        logger.exception(f"the ServerApp of {config.app_name} failed: {exc}")
-        outcome.error = exc
-    finally:
-        grid.stop_datasites()
-        grid.close()
-    outcome.failures = grid.report.failures()
+    network = identity.network
+    run_id = secrets.randbits(62) + 1
+    with Heartbeat(network, identity.email, "aggregator") as heartbeat:
+        heartbeat.update(app=config.app_name)
+        if wait_online:
+            wait_for_datasites(network, config.datasites, timeout=wait_online, progress=logger.info)
+        monitor = monitor_run(
+            network,
+            identity.email,
+            run_id,
+            config.app_name,
+            project_dir,
+            metrics_port=metrics_port,
+        )
+        if monitor.metrics_port:
+            logger.info(f"Prometheus metrics on http://127.0.0.1:{monitor.metrics_port}/metrics")
+        grid = DatasiteGrid(
+            network,
+            config.app_name,
+            identity.email,
+            config.datasites,
+            timeout=timeout,
+            run_id=run_id,
+            run_config=full_config,
+            observer=ObserverFanout(monitor, HeartbeatObserver(heartbeat)),
+        )
+        outcome = AggregatorOutcome(report=grid.report)
+        try:
+            context = grid.server_context()
+            context.node_config["project-dir"] = str(project_dir)
+            apps.server_app(grid, context)
+        except BaseException as exc:  # reported, never swallowed as success
+            logger.exception(f"the ServerApp of {config.app_name} failed: {exc}")
+            outcome.error = exc
+        finally:
+            try:
+                grid.stop_datasites()
+            except OSError as exc:  # e.g. a full disk: report it without hiding the outcome
+                logger.error(f"could not send the stop message to the datasites: {exc}")
+                outcome.error = outcome.error or exc
+            outcome.failures = grid.report.failures()
+            if outcome.error is not None:
+                failures = dict(outcome.failures)
+                failures[identity.email] = f"ServerApp raised {outcome.error!r}"
+                grid.finish(ok=False, failures=failures)
+            grid.close()
+            monitor.close()
     return outcome
 
 
@@ -121,10 +164,12 @@ def run_datasite(
 ):
     """Serve the ClientApp of ``project_dir`` for ``identity`` on ``data_dir`` until stopped."""
     from syft_flwr.apps import load_apps
+    from syft_flwr.monitor import Heartbeat
     from syft_flwr.transport import DatasiteNode
 
     config = config or load_project_config(project_dir)
     apps = load_apps(project_dir)
+    heartbeat = Heartbeat(identity.network, identity.email, "datasite")
     node = DatasiteNode(
         identity.network,
         config.app_name,
@@ -135,8 +180,11 @@ def run_datasite(
         node_config=node_config,
         run_config=run_config_for(project_dir, run_config, False),
         idle_timeout=idle_timeout,
+        heartbeat=heartbeat,
     )
-    return node.serve()
+    with heartbeat:
+        heartbeat.update(app=config.app_name)
+        return node.serve()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -173,6 +221,19 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="aggregator: seconds to wait for the datasites' replies each round "
         "(default: $SYFT_FLWR_MSG_TIMEOUT or 120)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="aggregator: serve Prometheus metrics on 127.0.0.1:PORT during the run",
+    )
+    parser.add_argument(
+        "--wait-online",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="aggregator: wait up to SECONDS for every datasite to be online before round 1",
     )
     parser.add_argument(
         "--data-dir",
@@ -240,14 +301,16 @@ def _aggregate(project_dir: Path, identity: Identity, config: ProjectConfig, arg
         timeout=args.timeout,
         resume=args.resume,
         config=config,
+        metrics_port=args.metrics_port,
+        wait_online=args.wait_online,
     )
     print(outcome.report.summary())
+    for email, why in outcome.failures.items():
+        print(f"datasite {email} failed: {why}", file=sys.stderr)
     if outcome.error is not None:
         print(f"FAILED: the ServerApp raised {outcome.error!r}", file=sys.stderr)
         return EXIT_FAILED
     if outcome.failures:
-        for email, why in outcome.failures.items():
-            print(f"datasite {email} failed: {why}", file=sys.stderr)
         print("FINISHED WITH FAILURES: the results leave out the datasites above", file=sys.stderr)
         return EXIT_PARTIAL
     print("run completed: every datasite answered every round")

@@ -19,7 +19,7 @@ from typing import Any
 
 from loguru import logger
 
-from syft_flwr.config import load_project_config
+from syft_flwr.config import Identity, load_project_config
 from syft_flwr.network.layout import Network
 from syft_flwr.party_logs import party_context, party_log_files
 from syft_flwr.runtime import run_config_for
@@ -90,16 +90,23 @@ def run(
     *,
     run_config: dict[str, Any] | None = None,
     timeout: float | None = None,
-    keep_network: bool = False,
+    network_dir: Path | str | None = None,
+    metrics_port: int | None = None,
 ) -> SimulationResult:
     """Simulate the bootstrapped Flower app in ``project_dir`` on one mock folder per datasite.
 
     ``mock_paths`` are in the order of ``[tool.syft_flwr].datasites``. ``run_config`` overrides
     the app's ``[tool.flwr.app.config]``; ``timeout`` bounds each round's wait for replies.
     Logs go to ``<project>/simulation_logs/<email>.log``; outputs (figures/, weights/) to the
-    project folder. Raises :class:`SimulationError` naming each datasite that failed.
+    project folder, the run's events to ``<project>/runs/<run_id>/events.jsonl``. The network
+    is thrown away afterwards unless ``network_dir`` names where to keep it (point
+    ``syft-flwr dashboard`` at it to watch the run); ``metrics_port`` serves Prometheus metrics
+    during the run. Raises :class:`SimulationError` naming each datasite that failed.
     """
+    import secrets
+
     from syft_flwr.apps import load_apps
+    from syft_flwr.monitor import Heartbeat, HeartbeatObserver, ObserverFanout, monitor_run
     from syft_flwr.transport import DatasiteGrid, DatasiteNode
 
     project_dir = Path(project_dir).expanduser().resolve()
@@ -110,22 +117,42 @@ def run(
     full_config = run_config_for(project_dir, run_config, resume=False)
 
     sim_id = uuid.uuid4().hex
+    keep_network = network_dir is not None
     workdir = Path(tempfile.mkdtemp(prefix="syft_flwr_sim_"))
-    network = Network(workdir / "network")
+    network = Network(Path(network_dir).resolve() if keep_network else workdir / "network")
     log_dir = project_dir / LOG_FOLDER
     parties = [*config.datasites, config.aggregator]
+    for email in parties:  # keys to sign and encrypt every message file
+        Identity.create(network, email)
     started = time.time()
     failures: dict[str, str] = {}
     node_results: dict[str, Any] = {}
 
     with party_log_files(sim_id, log_dir, parties):
+        run_id = secrets.randbits(62) + 1
+        heartbeats = {
+            email: Heartbeat(
+                network, email, "aggregator" if email == config.aggregator else "datasite"
+            )
+            for email in parties
+        }
+        monitor = monitor_run(
+            network,
+            config.aggregator,
+            run_id,
+            config.app_name,
+            project_dir,
+            metrics_port=metrics_port,
+        )
         grid = DatasiteGrid(
             network,
             config.app_name,
             config.aggregator,
             config.datasites,
             timeout=timeout,
+            run_id=run_id,
             run_config=full_config,
+            observer=ObserverFanout(monitor, HeartbeatObserver(heartbeats[config.aggregator])),
         )
         nodes = {
             email: DatasiteNode(
@@ -136,6 +163,7 @@ def run(
                 apps.client_app,
                 data_path=mock,
                 run_config=full_config,
+                heartbeat=heartbeats[email],
             )
             for email, mock in zip(config.datasites, mocks, strict=True)
         }
@@ -157,14 +185,22 @@ def run(
                 except BaseException as exc:
                     logger.exception(f"the ServerApp failed: {exc}")
                     failures[config.aggregator] = f"ServerApp raised {type(exc).__name__}: {exc}"
+                    grid.finish(ok=False, failures={**grid.report.failures(), **failures})
                 finally:
-                    grid.stop_datasites()
+                    try:
+                        grid.stop_datasites()
+                    except OSError as exc:
+                        failures.setdefault(config.aggregator, f"could not send stop: {exc}")
+                        for node in nodes.values():  # in-process: stop them directly
+                            node.stop()
 
         threads = [
             threading.Thread(target=serve, args=(e,), name=f"datasite-{e}", daemon=True)
             for e in config.datasites
         ]
         threads.append(threading.Thread(target=aggregate, name="aggregator", daemon=True))
+        for heartbeat in heartbeats.values():
+            heartbeat.start()
         for thread in threads:
             thread.start()
         try:
@@ -175,8 +211,10 @@ def run(
             for node in nodes.values():
                 node.stop()
             grid.close()
-            if not keep_network:
-                shutil.rmtree(workdir, ignore_errors=True)
+            monitor.close()
+            for heartbeat in heartbeats.values():
+                heartbeat.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
 
     report = grid.report
     for email, why in report.failures().items():

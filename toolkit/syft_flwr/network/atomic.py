@@ -61,8 +61,9 @@ def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:
 
 
 def atomic_write_json(path: Path, obj: Any, *, durable: bool = True) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n",
-                      durable=durable)
+    atomic_write_text(
+        path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", durable=durable
+    )
 
 
 def read_json(path: Path) -> Any:

@@ -4,7 +4,8 @@
   datasite into its inbox, replies read from the aggregator's inbox, a :class:`RunReport`.
 - :class:`DatasiteNode` — a datasite's loop: validates each file in its inbox, calls the
   ClientApp, writes the reply (or a Flower error reply), quarantines bad files.
-- :mod:`~syft_flwr.transport.codec` — the message file format.
+- :mod:`~syft_flwr.transport.codec` — the message file format (signed; bodies encrypted to
+  the recipient by default, see :mod:`~syft_flwr.transport.security`).
 - :mod:`~syft_flwr.transport.flwr_compat` — the only place that touches flwr internals.
 """
 
@@ -13,8 +14,10 @@ import os
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")  # before flwr is imported below
 
 from syft_flwr.transport.codec import MessageFileError  # noqa: E402
+from syft_flwr.transport.errors import KINDS as REFUSAL_KINDS  # noqa: E402
 from syft_flwr.transport.grid import DatasiteGrid  # noqa: E402
 from syft_flwr.transport.ids import node_id_for  # noqa: E402
+from syft_flwr.transport.inbox import security_log_path  # noqa: E402
 from syft_flwr.transport.node import AppError, DatasiteNode, NodeResult  # noqa: E402
 from syft_flwr.transport.report import (  # noqa: E402
     QuarantinedFile,
@@ -30,8 +33,10 @@ __all__ = [
     "MessageFileError",
     "NodeResult",
     "QuarantinedFile",
+    "REFUSAL_KINDS",
     "ReplyError",
     "RoundReport",
     "RunReport",
     "node_id_for",
+    "security_log_path",
 ]

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import gc
+import os
 import secrets
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.serverapp import Grid
 from loguru import logger
 
+from syft_flwr import keys as keys_module
 from syft_flwr.network import DirectoryWatcher, Network, validate_email, validate_name
 from syft_flwr.transport import flwr_compat
 from syft_flwr.transport.codec import (
@@ -20,6 +24,8 @@ from syft_flwr.transport.codec import (
     KIND_MESSAGE,
     ChecksumCache,
     MessageFileError,
+    Scratch,
+    check_freshness,
     decode_message,
     encode_message,
     encode_stop,
@@ -27,30 +33,67 @@ from syft_flwr.transport.codec import (
     read_segments,
 )
 from syft_flwr.transport.ids import new_message_id, node_id_for
-from syft_flwr.transport.inbox import list_inbox, private_app_dir, quarantine, write_message
+from syft_flwr.transport.inbox import (
+    list_inbox,
+    private_app_dir,
+    refuse,
+    security_log_path,
+    write_message,
+)
 from syft_flwr.transport.report import ReplyError, RoundReport, RunReport
+from syft_flwr.transport.security import MessageKeys
 from syft_flwr.transport.settings import (
     COLLECT_AFTER_BYTES,
+    DEFAULT_ENCRYPT,
+    DEFAULT_MESSAGE_TTL,
     DEFAULT_MSG_TIMEOUT,
+    ENCRYPT_ENV,
+    MESSAGE_TTL_ENV,
     MSG_TIMEOUT_ENV,
     RESCAN_INTERVAL,
+    resolve_flag,
     resolve_max_bytes,
     resolve_seconds,
 )
+
+if TYPE_CHECKING:
+    from syft_flwr.monitor.observer import GridObserver
+
+
+@dataclass
+class _Request:
+    """A message this grid sent: to whom, in which round, when, and where its file is."""
+
+    email: str
+    round: int
+    sent_at: float  # time.monotonic()
+    path: Path | None  # None: never written (the datasite cannot be sent messages)
 
 
 class DatasiteGrid(Grid):
     """A ``flwr.serverapp.Grid`` over a datasite network.
 
     Each datasite is a Flower node whose id is derived from its email
-    (:func:`~syft_flwr.transport.ids.node_id_for`). ``push_messages`` drops one file per
-    message into the datasite's inbox; replies arrive as files in the aggregator's inbox.
-    ``send_and_receive`` returns as soon as every reply is in, or at the timeout with what
-    arrived; :attr:`report` records, per call, who answered, who sent an error reply and
-    who stayed silent.
+    (:func:`~syft_flwr.transport.ids.node_id_for`). ``push_messages`` drops one signed (and by
+    default encrypted) file per message into the datasite's inbox; replies arrive as files in
+    the aggregator's inbox and are accepted only from the datasite that was asked, signed by
+    it, fresh, and once. ``send_and_receive`` returns as soon as every reply is in, or at the
+    timeout with what arrived; :attr:`report` records, per call, who answered, who sent an
+    error reply and who stayed silent, and every refused file (also appended to
+    ``private/<aggregator>/flwr/<app>/security.jsonl``).
 
     ``timeout`` (default ``$SYFT_FLWR_MSG_TIMEOUT`` or 120 s) caps every wait: a strategy
     passing ``timeout=3600`` to ``send_and_receive`` still waits at most ``timeout``.
+    ``encrypt`` (default ``$SYFT_FLWR_ENCRYPT`` or on) encrypts bodies to each datasite's
+    published key; ``message_ttl`` (default ``$SYFT_FLWR_MESSAGE_TTL`` or 600 s) is the age
+    past which a reply file is refused. ``observer`` (a
+    :class:`~syft_flwr.monitor.observer.GridObserver`) is told about the run as it goes; an
+    observer that raises is logged and ignored. Call :meth:`finish` (or :meth:`close`) at
+    the end of the run.
+
+    The aggregator needs its keys on this machine (``Identity.create`` or
+    ``setup_rds_server`` makes them); a datasite that never published keys cannot be sent
+    encrypted messages and is reported as not answering.
     """
 
     def __init__(
@@ -64,6 +107,9 @@ class DatasiteGrid(Grid):
         run_id: int | None = None,
         run_config: dict | None = None,
         max_message_bytes: int | None = None,
+        encrypt: bool | None = None,
+        message_ttl: float | None = None,
+        observer: GridObserver | None = None,
     ) -> None:
         self.network = network
         self.app_name = validate_name(app_name, "app name")
@@ -79,6 +125,17 @@ class DatasiteGrid(Grid):
             raise ValueError(f"{aggregator} is the aggregator; it cannot also be a datasite")
         self.timeout = resolve_seconds(timeout, MSG_TIMEOUT_ENV, DEFAULT_MSG_TIMEOUT, "timeout")
         self.max_message_bytes = resolve_max_bytes(max_message_bytes)
+        self.encrypt = resolve_flag(encrypt, ENCRYPT_ENV, DEFAULT_ENCRYPT, "message encryption")
+        self.message_ttl = resolve_seconds(
+            message_ttl, MESSAGE_TTL_ENV, DEFAULT_MESSAGE_TTL, "message TTL"
+        )
+        if self.timeout > self.message_ttl:
+            logger.warning(
+                f"the reply timeout ({self.timeout:g} s) is longer than the message TTL "
+                f"({self.message_ttl:g} s): datasites refuse requests older than their TTL; "
+                f"raise {MESSAGE_TTL_ENV} on every party"
+            )
+        self.keys = MessageKeys(network, self.aggregator)
 
         self._node_ids = {email: node_id_for(email) for email in self.datasites}
         self._emails = {node_id: email for email, node_id in self._node_ids.items()}
@@ -91,16 +148,24 @@ class DatasiteGrid(Grid):
         flwr_compat.ensure_task_identity(self._run.run_id)
 
         self.inbox = network.flwr_inbox(self.aggregator, self.app_name)
-        self.quarantine_dir = (
-            private_app_dir(network, self.aggregator, self.app_name) / "quarantine"
-        )
+        private = private_app_dir(network, self.aggregator, self.app_name)
+        self.quarantine_dir = private / "quarantine"
+        self.security_log = security_log_path(network, self.aggregator, self.app_name)
         self.report = RunReport()
         self._lock = threading.RLock()
-        self._pending: dict[str, str] = {}  # request id -> datasite email
-        self._requests: dict[str, Path] = {}  # request id -> file dropped in the datasite inbox
+        self._started_at = time.time()
+        self._requests: dict[str, _Request] = {}  # every request sent, by id
+        self._pending: set[str] = set()  # requests awaiting their reply
+        self._received: set[str] = set()  # requests whose reply came in
         self._replies: dict[str, Message] = {}  # request id -> reply, not yet pulled
+        self._unsent: dict[str, str] = {}  # request id -> why it could not be written
+        self._scratch = Scratch()
         self._calls = 0
+        self._round: int | None = None  # the round the observer was last told about
         self._garbage = 0  # bytes of replies received since the last garbage collection
+        self._observer = observer
+        self._run_announced = False
+        self._finished = False
         self._closed = False
         self._watcher = DirectoryWatcher(self.inbox)  # before any send: no reply is missed
 
@@ -154,41 +219,58 @@ class DatasiteGrid(Grid):
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
         """Drop each message into its datasite's inbox; returns the message ids."""
+        messages = list(messages)
         with self._lock:
-            self._check_open()
-            messages = list(messages)
-            for msg in messages:  # validate all before writing any
-                if not isinstance(msg, Message):
-                    raise TypeError(f"expected flwr Messages, got {type(msg).__name__}")
-                if msg.metadata.dst_node_id not in self._emails:
-                    raise ValueError(
-                        f"message for unknown node id {msg.metadata.dst_node_id}; the grid's "
-                        f"nodes are {self.get_node_ids()} ({', '.join(self.datasites)})"
-                    )
-                if msg.metadata.reply_to_message_id or not msg.metadata.ttl > 0:
-                    raise ValueError("push_messages takes new instructions (no reply_to, ttl > 0)")
-            cache: ChecksumCache = {}  # the same arrays go to every datasite: hash them once
-            ids: list[str] = []
-            for msg in messages:
-                email = self._emails[msg.metadata.dst_node_id]
-                message_id = new_message_id()
-                flwr_compat.set_message_id(msg, message_id)
-                flwr_compat.set_route(
-                    msg, run_id=self._run.run_id, src_node_id=flwr_compat.SUPERLINK_NODE_ID
+            round_ = server_round(messages)
+            return self._push(messages, round_ if round_ is not None else self._calls)
+
+    def _push(self, messages: list[Message], round_: int) -> list[str]:
+        self._check_open()
+        for msg in messages:  # validate all before writing any
+            if not isinstance(msg, Message):
+                raise TypeError(f"expected flwr Messages, got {type(msg).__name__}")
+            if msg.metadata.dst_node_id not in self._emails:
+                raise ValueError(
+                    f"message for unknown node id {msg.metadata.dst_node_id}; the grid's "
+                    f"nodes are {self.get_node_ids()} ({', '.join(self.datasites)})"
                 )
+            if msg.metadata.reply_to_message_id or not msg.metadata.ttl > 0:
+                raise ValueError("push_messages takes new instructions (no reply_to, ttl > 0)")
+        self._announce_run()
+        cache: ChecksumCache = {}  # the same arrays go to every datasite: hash them once
+        ids: list[str] = []
+        for msg in messages:
+            email = self._emails[msg.metadata.dst_node_id]
+            message_id = new_message_id()
+            flwr_compat.set_message_id(msg, message_id)
+            flwr_compat.set_route(
+                msg, run_id=self._run.run_id, src_node_id=flwr_compat.SUPERLINK_NODE_ID
+            )
+            ids.append(message_id)
+            try:
                 encoded = encode_message(
                     msg,
                     sender=self.aggregator,
                     recipient=email,
                     app_name=self.app_name,
                     max_bytes=self.max_message_bytes,
+                    keys=self.keys,
+                    encrypt=self.encrypt,
                     checksum_cache=cache,
+                    scratch=self._scratch,
                 )
-                path = write_message(self.network.flwr_inbox(email, self.app_name), encoded)
-                self._pending[message_id] = email
-                self._requests[message_id] = path
-                ids.append(message_id)
-            return ids
+            except (keys_module.PublicKeysNotFoundError, keys_module.PublicKeysInvalidError) as exc:
+                reason = f"cannot encrypt a message to {email}: {exc}"
+                logger.warning(reason)
+                self._unsent[message_id] = reason
+                self._requests[message_id] = _Request(email, round_, time.monotonic(), None)
+                continue
+            path = write_message(self.network.flwr_inbox(email, self.app_name), encoded)
+            self._scratch.done()
+            self._requests[message_id] = _Request(email, round_, time.monotonic(), path)
+            self._pending.add(message_id)
+            self._observe("message_sent", email, round_, encoded.size)
+        return ids
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         """Replies that have arrived for ``message_ids`` (each is returned once)."""
@@ -200,7 +282,6 @@ class DatasiteGrid(Grid):
                 reply = self._replies.pop(message_id, None)
                 if reply is not None:
                     out.append(reply)
-                    self._forget(message_id, withdraw=False)  # one reply per request
             return out
 
     def send_and_receive(
@@ -222,13 +303,24 @@ class DatasiteGrid(Grid):
             round_report = RoundReport(
                 index=self._calls,
                 message_types=sorted({m.metadata.message_type for m in messages}),
-                server_round=_server_round(messages),
+                server_round=server_round(messages),
                 sent_to=[self._emails.get(m.metadata.dst_node_id, "?") for m in messages],
                 timeout=limit,
             )
-            ids = list(self.push_messages(messages))
+            round_ = (
+                round_report.server_round
+                if round_report.server_round is not None
+                else round_report.index
+            )
+            if round_ != self._round and all(
+                m.metadata.dst_node_id in self._emails for m in messages
+            ):
+                self._announce_run()
+                self._round = round_
+                self._observe("round_started", round_, list(dict.fromkeys(round_report.sent_to)))
+            ids = self._push(messages, round_)
             del messages
-            emails = {request_id: self._pending[request_id] for request_id in ids}
+            emails = {request_id: self._requests[request_id].email for request_id in ids}
             if self._garbage >= COLLECT_AFTER_BYTES:
                 # free earlier replies (see settings.COLLECT_AFTER_BYTES) while the datasites
                 # work on the new messages
@@ -236,31 +328,38 @@ class DatasiteGrid(Grid):
                 self._garbage = 0
             deadline = started + limit
             replies: dict[str, Message] = {}
+            waiting = [i for i in ids if i not in self._unsent]
             while True:
-                for reply in self.pull_messages([i for i in ids if i not in replies]):
+                for reply in self.pull_messages([i for i in waiting if i not in replies]):
                     replies[reply.metadata.reply_to_message_id] = reply
                 remaining = deadline - time.monotonic()
-                if len(replies) == len(ids) or remaining <= 0:
+                if len(replies) == len(waiting) or remaining <= 0:
                     break
                 self._watcher.wait(timeout=min(remaining, RESCAN_INTERVAL))
 
             ordered = [replies[i] for i in ids if i in replies]
+            failed: dict[str, str] = {}
+            waited = time.monotonic() - started
             for request_id in ids:
                 email = emails[request_id]
                 reply = replies.get(request_id)
                 if reply is None:
                     round_report.missing.append(email)
+                    why = self._unsent.pop(request_id, None)
+                    failed[email] = why or f"no reply within {limit:g} s"
+                    self._observe("datasite_missing", email, round_, 0.0 if why else waited)
                 elif reply.has_error():
-                    round_report.errors[email] = ReplyError(
-                        reply.error.code, reply.error.reason or "(no reason given)"
-                    )
+                    err = ReplyError(reply.error.code, reply.error.reason or "(no reason given)")
+                    round_report.errors[email] = err
+                    failed[email] = err.reason
                 else:
                     round_report.answered.append(email)
             for request_id in ids:
                 if request_id not in replies:
-                    self._forget(request_id, withdraw=True)
+                    self._forget(request_id)
             round_report.duration = time.monotonic() - started
             self.report.add_round(round_report)
+            self._observe("round_finished", round_, list(round_report.answered), failed)
             if round_report.missing:
                 logger.warning(
                     f"no reply within {limit:g} s from {', '.join(round_report.missing)} "
@@ -276,16 +375,33 @@ class DatasiteGrid(Grid):
         with self._lock:
             for email in self.datasites:
                 encoded = encode_stop(
-                    sender=self.aggregator, recipient=email, app_name=self.app_name
+                    sender=self.aggregator, recipient=email, app_name=self.app_name, keys=self.keys
                 )
                 write_message(self.network.flwr_inbox(email, self.app_name), encoded)
             logger.info(f"sent stop to {', '.join(self.datasites)} (app {self.app_name})")
 
+    def finish(self, ok: bool | None = None, failures: dict[str, str] | None = None) -> None:
+        """Tell the observer the run is over (once). ``ok``/``failures`` default to what
+        :attr:`report` says; pass them when the run failed elsewhere (the ServerApp raised)."""
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+            if failures is None:
+                failures = self.report.failures()
+            if ok is None:
+                ok = self.report.ok and not failures
+            self._announce_run()
+            self._observe("run_finished", bool(ok), dict(failures))
+
     def close(self) -> None:
+        """Stop watching the inbox; calls :meth:`finish` if nobody did."""
         with self._lock:
             if not self._closed:
+                self.finish()
                 self._closed = True
                 self._watcher.close()
+                self._scratch.release()
 
     def __enter__(self) -> DatasiteGrid:
         return self
@@ -298,25 +414,65 @@ class DatasiteGrid(Grid):
         if self._closed:
             raise RuntimeError("this DatasiteGrid is closed; create a new one")
 
-    def _forget(self, request_id: str, *, withdraw: bool) -> None:
-        self._pending.pop(request_id, None)
-        path = self._requests.pop(request_id, None)
-        if withdraw and path is not None:
-            path.unlink(missing_ok=True)  # a late datasite should not work on a stale request
+    def _observe(self, method: str, *args: Any) -> None:
+        """Call the observer; monitoring never breaks a run."""
+        if self._observer is None:
+            return
+        try:
+            getattr(self._observer, method)(*args)
+        except Exception as exc:
+            logger.warning(f"observer {type(self._observer).__name__}.{method} failed: {exc!r}")
+
+    def _announce_run(self) -> None:
+        if not self._run_announced:
+            self._run_announced = True
+            self._observe("run_started", self._run.run_id, self.app_name, list(self.datasites))
+
+    def _forget(self, request_id: str) -> None:
+        """Stop waiting for a reply and withdraw the request file: a late datasite should
+        not work on a stale request."""
+        self._pending.discard(request_id)
+        self._unsent.pop(request_id, None)
+        request = self._requests.get(request_id)
+        if request is not None and request.path is not None:
+            request.path.unlink(missing_ok=True)
+            request.path = None
 
     def _collect(self) -> None:
-        """Read every reply file in the inbox into ``_replies`` (or quarantine it)."""
+        """Read every reply file in the inbox into ``_replies`` (or refuse it)."""
         for path in list_inbox(self.inbox):
-            reply = self._read_reply(path)
-            if reply is not None:
-                self._replies[reply.metadata.reply_to_message_id] = reply
+            got = self._read_reply(path)
+            if got is None:
+                continue
+            reply, nbytes = got
+            request_id = reply.metadata.reply_to_message_id
+            self._replies[request_id] = reply
+            self._received.add(request_id)
+            self._pending.discard(request_id)
+            request = self._requests[request_id]
+            request.path = None  # the datasite removed it when it answered
+            self._observe(
+                "reply_received",
+                request.email,
+                request.round,
+                time.monotonic() - request.sent_at,
+                nbytes,
+                (reply.error.reason or "error") if reply.has_error() else None,
+            )
 
-    def _read_reply(self, path: Path) -> Message | None:
+    def _late(self, path: Path, sender: str, why: str) -> None:
+        logger.warning(f"ignoring a reply from {sender}: {why}")
+        self.report.add_late(sender)
+        path.unlink(missing_ok=True)
+
+    def _read_reply(self, path: Path) -> tuple[Message, int] | None:
+        """The reply in ``path`` and the file's size, or None (refused, late, or gone)."""
         if not path.name.endswith(FILE_SUFFIX):
-            self._quarantine(path, "unexpected file name (not a message file)")
+            self._refuse(path, MessageFileError("unexpected file name (not a message file)"))
             return None
         try:
             with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
                 envelope = read_envelope(
                     f,
                     path.name,
@@ -324,44 +480,69 @@ class DatasiteGrid(Grid):
                     app_name=self.app_name,
                     senders=self._node_ids,
                     max_bytes=self.max_message_bytes,
+                    keys=self.keys,
                 )
-                if envelope.kind != KIND_MESSAGE or not envelope.reply_to:
-                    raise MessageFileError(f"expected a reply, got a {envelope.kind!r} file")
-                expected_sender = self._pending.get(envelope.reply_to)
-                if expected_sender is None:
-                    logger.warning(
-                        f"ignoring a late or unknown reply from {envelope.sender} "
-                        f"(to message {envelope.reply_to})"
-                    )
-                    self.report.add_late(envelope.sender)
-                    path.unlink(missing_ok=True)
-                    return None
-                if envelope.sender != expected_sender:
+                sender, request_id = envelope.sender, envelope.reply_to
+                if envelope.kind != KIND_MESSAGE or not request_id:
                     raise MessageFileError(
-                        f"reply from {envelope.sender} to a message sent to {expected_sender}"
+                        f"expected a reply, got a {envelope.kind!r} file that is not one",
+                        kind="unexpected",
+                        sender=sender,
                     )
-                segments = read_segments(f, envelope)
+                request = self._requests.get(request_id)
+                if request is None and envelope.created_at < self._started_at:
+                    # signed by the datasite, written before this grid existed: a reply that
+                    # came in after an earlier run of the aggregator ended (refused quietly)
+                    self._late(path, sender, f"it answers message {request_id} of an earlier run")
+                    return None
+                check_freshness(envelope, ttl=self.message_ttl)
+                if request_id in self._received:
+                    raise MessageFileError(
+                        f"replay: a reply to message {request_id} was already received",
+                        kind="replay",
+                        sender=sender,
+                    )
+                if request is None:
+                    raise MessageFileError(
+                        f"a reply to message {request_id}, which this aggregator never sent",
+                        kind="unexpected",
+                        sender=sender,
+                    )
+                if sender != request.email:
+                    raise MessageFileError(
+                        f"reply from {sender} to a message sent to {request.email}",
+                        kind="wrong-sender",
+                        sender=sender,
+                    )
+                if request_id not in self._pending:
+                    self._late(path, sender, f"message {request_id} timed out before it came")
+                    return None
+                segments = read_segments(f, envelope, keys=self.keys, scratch=self._scratch)
             reply = decode_message(envelope, segments)
         except FileNotFoundError:
             return None
         except MessageFileError as exc:
-            self._quarantine(path, exc.reason)
+            self._refuse(path, exc)
             return None
         self._garbage += envelope.body_length
-        # the sender is authenticated by the header checks above, not by what it wrote
-        flwr_compat.set_route(
-            reply, run_id=self._run.run_id, src_node_id=self._node_ids[envelope.sender]
-        )
+        # the sender is authenticated by its signature above, not by what it wrote
+        flwr_compat.set_route(reply, run_id=self._run.run_id, src_node_id=self._node_ids[sender])
         path.unlink(missing_ok=True)
-        return reply
+        return reply, size
 
-    def _quarantine(self, path: Path, reason: str) -> None:
-        target = quarantine(path, self.quarantine_dir, reason)
-        if target is not None:
-            self.report.add_quarantined(str(target), reason)
+    def _refuse(self, path: Path, error: MessageFileError) -> None:
+        refused = refuse(
+            path,
+            error,
+            quarantine_dir=self.quarantine_dir,
+            log_path=self.security_log,
+            receiver=self.aggregator,
+        )
+        if refused is not None:
+            self.report.add_quarantined(refused.path, refused.reason, refused.kind, refused.sender)
 
 
-def _server_round(messages: list[Message]) -> int | None:
+def server_round(messages: Sequence[Message]) -> int | None:
     """The round number strategies put in the ConfigRecord ("server-round"), or group_id."""
     for msg in messages:
         if msg.has_content():

@@ -1,7 +1,9 @@
-"""Inbox folders: listing message files, dropping them, setting bad ones aside."""
+"""Inbox folders: listing message files, dropping them, setting bad ones aside, and the
+security log of every file a party refused."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -11,11 +13,20 @@ from loguru import logger
 
 from syft_flwr.network import Network, atomic_write_bytes, atomic_write_text, is_temporary
 from syft_flwr.transport.codec import EncodedMessage
+from syft_flwr.transport.errors import MessageFileError
+from syft_flwr.transport.report import QuarantinedFile
+
+SECURITY_LOG = "security.jsonl"
 
 
 def private_app_dir(network: Network, email: str, app_name: str) -> Path:
     """``private/<email>/flwr/<app>/``: a party's own records for an app (never synced)."""
     return network.private_dir(email) / "flwr" / app_name
+
+
+def security_log_path(network: Network, email: str, app_name: str) -> Path:
+    """``private/<email>/flwr/<app>/security.jsonl``: every file ``email`` refused for the app."""
+    return private_app_dir(network, email, app_name) / SECURITY_LOG
 
 
 def list_inbox(inbox: Path) -> list[Path]:
@@ -63,3 +74,62 @@ def quarantine(path: Path, quarantine_dir: Path, reason: str) -> Path | None:
     atomic_write_text(target.with_name(target.name + ".reason.txt"), reason + "\n", durable=False)
     logger.warning(f"quarantined {path.name} from {path.parent} to {target}: {reason}")
     return target
+
+
+def log_refusal(
+    log_path: Path,
+    *,
+    receiver: str,
+    file: str,
+    kind: str,
+    sender: str | None,
+    reason: str,
+    quarantined: str | None,
+) -> None:
+    """Append one JSON line to a security log (``ts`` is epoch seconds). A failure to write
+    is logged, never raised: refusing the file matters more than recording it."""
+    line = json.dumps(
+        {
+            "ts": time.time(),
+            "kind": kind,
+            "file": file,
+            "sender": sender,
+            "reason": reason,
+            "receiver": receiver,
+            "quarantined": quarantined,
+        }
+    )
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, (line + "\n").encode("utf-8"))  # O_APPEND: one whole line
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        logger.error(f"could not append to the security log {log_path}: {exc}")
+
+
+def refuse(
+    path: Path,
+    error: MessageFileError,
+    *,
+    quarantine_dir: Path,
+    log_path: Path,
+    receiver: str,
+) -> QuarantinedFile | None:
+    """Quarantine a refused file and record it in the security log. None if the file was
+    already gone (nothing was refused)."""
+    target = quarantine(path, quarantine_dir, f"{error.kind}: {error.reason}")
+    if target is None:
+        return None
+    log_refusal(
+        log_path,
+        receiver=receiver,
+        file=path.name,
+        kind=error.kind,
+        sender=error.sender,
+        reason=error.reason,
+        quarantined=str(target),
+    )
+    return QuarantinedFile(str(target), error.reason, kind=error.kind, sender=error.sender)

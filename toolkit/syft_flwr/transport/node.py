@@ -10,6 +10,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flwr.app import Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
@@ -22,25 +23,43 @@ from syft_flwr.transport.codec import (
     KIND_STOP,
     ChecksumCache,
     MessageFileError,
+    Scratch,
+    check_freshness,
     decode_message,
     encode_message,
     read_envelope,
     read_segments,
 )
+from syft_flwr.transport.grid import server_round
 from syft_flwr.transport.ids import is_message_id, new_message_id, node_id_for
-from syft_flwr.transport.inbox import list_inbox, private_app_dir, quarantine, write_message
-from syft_flwr.transport.report import QuarantinedFile
+from syft_flwr.transport.inbox import (
+    list_inbox,
+    private_app_dir,
+    refuse,
+    security_log_path,
+    write_message,
+)
+from syft_flwr.transport.report import QuarantinedFile, count_refusals
+from syft_flwr.transport.security import MessageKeys
 from syft_flwr.transport.settings import (
     COLLECT_AFTER_BYTES,
     COLLECT_NOW_BYTES,
+    DEFAULT_ENCRYPT,
     DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MESSAGE_TTL,
+    ENCRYPT_ENV,
     IDLE_TIMEOUT_ENV,
+    MESSAGE_TTL_ENV,
     QUIET_BEFORE_COLLECT,
     RESCAN_INTERVAL,
+    resolve_flag,
     resolve_max_bytes,
     resolve_seconds,
 )
 from syft_flwr.utils import dataset_path_context
+
+if TYPE_CHECKING:
+    from syft_flwr.monitor.heartbeat import Heartbeat
 
 #: a stop message written this long before the node started belongs to an earlier run
 STALE_STOP_SECONDS = 60.0
@@ -66,6 +85,11 @@ class NodeResult:
     def ok(self) -> bool:
         """Served until the aggregator said stop, and the app never raised."""
         return self.reason == "stop-message" and not self.app_errors
+
+    @property
+    def refusals(self) -> dict[str, int]:
+        """Refused (quarantined) files by kind, e.g. ``{"bad-signature": 1}``."""
+        return count_refusals(self.quarantined)
 
 
 class _AnsweredLog:
@@ -99,8 +123,16 @@ class DatasiteNode:
     ``node_config``), inside :func:`syft_flwr.utils.dataset_path_context` so that
     ``get_syftbox_dataset_path()`` works in the serving thread. If it raises, the node
     replies at once with a Flower error reply (exception type and message) and keeps
-    serving. Files that fail validation are moved to
-    ``private/<email>/flwr/<app>/quarantine/``.
+    serving.
+
+    A message is accepted only from ``aggregator`` (the one named in the project it serves),
+    signed by it, addressed to this datasite and app, fresh (``message_ttl``, default
+    ``$SYFT_FLWR_MESSAGE_TTL`` or 600 s) and never answered before. Any other file is
+    refused: moved to ``private/<email>/flwr/<app>/quarantine/`` with the reason, appended to
+    ``private/<email>/flwr/<app>/security.jsonl``, and counted in the :class:`NodeResult`.
+    Replies are encrypted to the aggregator when ``encrypt`` (default ``$SYFT_FLWR_ENCRYPT``
+    or on) or when the request was. With a ``heartbeat``, the node tells it which app and
+    round it is serving.
     """
 
     def __init__(
@@ -116,6 +148,9 @@ class DatasiteNode:
         run_config: dict | None = None,
         idle_timeout: float | None = None,
         max_message_bytes: int | None = None,
+        encrypt: bool | None = None,
+        message_ttl: float | None = None,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self.network = network
         self.app_name = validate_name(app_name, "app name")
@@ -131,11 +166,20 @@ class DatasiteNode:
             idle_timeout, IDLE_TIMEOUT_ENV, DEFAULT_IDLE_TIMEOUT, "idle timeout"
         )
         self.max_message_bytes = resolve_max_bytes(max_message_bytes)
+        self.encrypt = resolve_flag(encrypt, ENCRYPT_ENV, DEFAULT_ENCRYPT, "message encryption")
+        self.message_ttl = resolve_seconds(
+            message_ttl, MESSAGE_TTL_ENV, DEFAULT_MESSAGE_TTL, "message TTL"
+        )
+        self.keys = MessageKeys(network, self.email)
+        self.heartbeat = heartbeat
+        self._beat_key: tuple[str, int | None] | None = None
         self.node_id = node_id_for(self.email)
         self.inbox = network.flwr_inbox(self.email, self.app_name)
         self.aggregator_inbox = network.flwr_inbox(self.aggregator, self.app_name)
         self.private_dir = private_app_dir(network, self.email, self.app_name)
         self.quarantine_dir = self.private_dir / "quarantine"
+        self.security_log = security_log_path(network, self.email, self.app_name)
+        self._scratch = Scratch()
         self._contexts: dict[int, Context] = {}
         self._stop = threading.Event()
         self._watcher: DirectoryWatcher | None = None
@@ -173,6 +217,7 @@ class DatasiteNode:
                 answered.close()
                 self._watcher.close()
                 self._watcher = None
+                self._scratch.release()
         finally:
             os.close(lock_fd)  # releases the flock
             self._serving.release()
@@ -224,7 +269,9 @@ class DatasiteNode:
         self, path: Path, answered: _AnsweredLog, result: NodeResult, started: float
     ) -> str:
         if not path.name.endswith(FILE_SUFFIX):
-            return self._quarantine(path, "unexpected file name (not a message file)", result)
+            return self._refuse(
+                path, MessageFileError("unexpected file name (not a message file)"), result
+            )
         cache: ChecksumCache = {}  # checksums of the request's arrays, for the reply
         try:
             with open(path, "rb") as f:
@@ -235,51 +282,56 @@ class DatasiteNode:
                     app_name=self.app_name,
                     senders=(self.aggregator,),
                     max_bytes=self.max_message_bytes,
+                    keys=self.keys,
                 )
-                if envelope.kind == KIND_STOP:
+                if envelope.kind == KIND_STOP and envelope.created_at < (
+                    started - STALE_STOP_SECONDS
+                ):
                     path.unlink(missing_ok=True)
-                    if envelope.created_at < started - STALE_STOP_SECONDS:
-                        logger.info(f"{self.email}: ignoring a stop message from an earlier run")
-                        return "skipped"
-                    return "stop"
-                if envelope.reply_to:
-                    raise MessageFileError("a datasite takes instructions, not replies")
-                if envelope.message_id in answered:
-                    logger.info(
-                        f"{self.email}: message {envelope.message_id} was already answered; "
-                        "removing it"
-                    )
-                    path.unlink(missing_ok=True)
+                    logger.info(f"{self.email}: ignoring a stop message from an earlier run")
                     return "skipped"
-                segments = read_segments(f, envelope, cache)
+                check_freshness(envelope, ttl=self.message_ttl)
+                if envelope.reply_to:
+                    raise MessageFileError(
+                        "a datasite takes instructions, not replies",
+                        kind="unexpected",
+                        sender=envelope.sender,
+                    )
+                if envelope.message_id in answered:
+                    raise MessageFileError(
+                        f"replay: message {envelope.message_id} was already answered",
+                        kind="replay",
+                        sender=envelope.sender,
+                    )
+                if envelope.kind == KIND_STOP:
+                    answered.add(envelope.message_id)  # a copy of it never stops a new node
+                    path.unlink(missing_ok=True)
+                    return "stop"
+                segments = read_segments(
+                    f, envelope, keys=self.keys, checksum_cache=cache, scratch=self._scratch
+                )
             message = decode_message(envelope, segments)
             del segments
             self._check_instruction(message)
         except FileNotFoundError:
             return "skipped"
         except MessageFileError as exc:
-            return self._quarantine(path, exc.reason, result)
+            return self._refuse(path, exc, result)
 
+        self._beat(message)
         reply = self._call_app(message, result)
+        encrypt = self.encrypt or envelope.encrypted
         try:
-            encoded = encode_message(
-                reply,
-                sender=self.email,
-                recipient=self.aggregator,
-                app_name=self.app_name,
-                max_bytes=self.max_message_bytes,
-                checksum_cache=cache,
-            )
+            encoded = self._encode(reply, encrypt, cache)
         except Exception as exc:  # unsupported record, too large
             logger.exception(f"{self.email}: could not encode the reply")
             reply = self._error_reply(message, exc, result)
-            encoded = encode_message(
-                reply,
-                sender=self.email,
-                recipient=self.aggregator,
-                app_name=self.app_name,
-                max_bytes=self.max_message_bytes,
-            )
+            try:
+                encoded = self._encode(reply, encrypt, None)
+            except Exception:
+                logger.exception(f"{self.email}: could not encode an error reply either")
+                path.unlink(missing_ok=True)
+                return "failed"
         try:
             write_message(self.aggregator_inbox, encoded)
         except OSError as exc:
@@ -288,20 +340,54 @@ class DatasiteNode:
             )
             path.unlink(missing_ok=True)
             return "failed"
+        finally:
+            self._scratch.done()
         answered.add(message.metadata.message_id)
         path.unlink(missing_ok=True)
         result.answered += 1
         self._garbage += envelope.body_length + encoded.size
         return "answered"
 
+    def _encode(self, reply: Message, encrypt: bool, cache: ChecksumCache | None):
+        return encode_message(
+            reply,
+            sender=self.email,
+            recipient=self.aggregator,
+            app_name=self.app_name,
+            max_bytes=self.max_message_bytes,
+            keys=self.keys,
+            encrypt=encrypt,
+            checksum_cache=cache,
+            scratch=self._scratch,
+        )
+
+    def _beat(self, message: Message) -> None:
+        """Tell the heartbeat which app and round this node serves (when that changes)."""
+        if self.heartbeat is None:
+            return
+        key = (self.app_name, server_round([message]))
+        if key == self._beat_key:
+            return
+        self._beat_key = key
+        try:
+            self.heartbeat.update(app=key[0], round=key[1])
+        except Exception as exc:  # monitoring must never stop the node
+            logger.warning(f"{self.email}: heartbeat update failed: {exc!r}")
+
     def _check_instruction(self, message: Message) -> None:
         md = message.metadata
         if md.dst_node_id != self.node_id:
             raise MessageFileError(
-                f"addressed to node {md.dst_node_id}, this datasite is node {self.node_id}"
+                f"addressed to node {md.dst_node_id}, this datasite is node {self.node_id}",
+                kind="wrong-recipient",
+                sender=self.aggregator,
             )
         if md.ttl <= 0 or md.created_at + md.ttl < time.time():
-            raise MessageFileError(f"expired (created {md.created_at:.0f}, ttl {md.ttl:g} s)")
+            raise MessageFileError(
+                f"expired (created {md.created_at:.0f}, ttl {md.ttl:g} s)",
+                kind="expired",
+                sender=self.aggregator,
+            )
 
     def _context(self, run_id: int) -> Context:
         context = self._contexts.get(run_id)
@@ -352,8 +438,14 @@ class DatasiteNode:
         flwr_compat.set_route(reply, run_id=message.metadata.run_id, src_node_id=self.node_id)
         return reply
 
-    def _quarantine(self, path: Path, reason: str, result: NodeResult) -> str:
-        target = quarantine(path, self.quarantine_dir, reason)
-        if target is not None:
-            result.quarantined.append(QuarantinedFile(str(target), reason))
+    def _refuse(self, path: Path, error: MessageFileError, result: NodeResult) -> str:
+        refused = refuse(
+            path,
+            error,
+            quarantine_dir=self.quarantine_dir,
+            log_path=self.security_log,
+            receiver=self.email,
+        )
+        if refused is not None:
+            result.quarantined.append(refused)
         return "quarantined"

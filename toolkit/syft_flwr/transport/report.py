@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 _FLWR_REASON = re.compile(r"^<class '(?P<type>[^']+)'>:<'(?P<message>.*)'>$", re.DOTALL)
@@ -60,8 +61,18 @@ class RoundReport:
 
 @dataclass(frozen=True)
 class QuarantinedFile:
+    """A file a party refused and set aside; ``kind`` is one of
+    :data:`syft_flwr.transport.errors.KINDS`, ``sender`` the sender it claimed (if known)."""
+
     path: str
     reason: str
+    kind: str = "malformed"
+    sender: str | None = None
+
+
+def count_refusals(files: list[QuarantinedFile]) -> dict[str, int]:
+    """How many refused files of each kind."""
+    return dict(Counter(q.kind for q in files))
 
 
 @dataclass
@@ -119,9 +130,16 @@ class RunReport:
         with self._lock:
             self.rounds.append(report)
 
-    def add_quarantined(self, path: str, reason: str) -> None:
+    @property
+    def refusals(self) -> dict[str, int]:
+        """Refused (quarantined) files by kind, e.g. ``{"bad-signature": 1}``."""
+        return count_refusals(self.quarantined)
+
+    def add_quarantined(
+        self, path: str, reason: str, kind: str = "malformed", sender: str | None = None
+    ) -> None:
         with self._lock:
-            self.quarantined.append(QuarantinedFile(path, reason))
+            self.quarantined.append(QuarantinedFile(path, reason, kind, sender))
 
     def add_late(self, email: str) -> None:
         with self._lock:
@@ -130,7 +148,7 @@ class RunReport:
     def summary(self) -> str:
         lines = [f"{'OK' if self.ok else 'FAILED'}: {len(self.rounds)} exchanges"]
         lines += [f"  {r.describe()}" for r in self.rounds]
-        lines += [f"  quarantined {q.path}: {q.reason}" for q in self.quarantined]
+        lines += [f"  refused ({q.kind}) {q.path}: {q.reason}" for q in self.quarantined]
         if self.late_replies:
             lines.append(f"  late replies (ignored) from {', '.join(self.late_replies)}")
         return "\n".join(lines)
@@ -149,6 +167,7 @@ class RunReport:
             "ok": self.ok,
             "rounds": rounds,
             "quarantined": [asdict(q) for q in self.quarantined],
+            "refusals": self.refusals,
             "late_replies": list(self.late_replies),
             "failed_datasites": self.failed_datasites,
         }

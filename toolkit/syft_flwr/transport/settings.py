@@ -10,6 +10,18 @@ IDLE_TIMEOUT_ENV = "SYFT_FLWR_IDLE_TIMEOUT"
 DEFAULT_IDLE_TIMEOUT = 600.0
 MAX_MESSAGE_BYTES_ENV = "SYFT_FLWR_MAX_MESSAGE_BYTES"
 DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024 * 1024
+MESSAGE_TTL_ENV = "SYFT_FLWR_MESSAGE_TTL"
+#: a message file whose header says it was written longer ago than this is refused (a replay
+#: or a leftover); keep it above the aggregator's reply timeout
+DEFAULT_MESSAGE_TTL = 600.0
+#: a message file dated further in the future than this is refused (clocks of the parties
+#: may differ a little; more than this is a forged or broken timestamp)
+MAX_CLOCK_SKEW = 60.0
+ENCRYPT_ENV = "SYFT_FLWR_ENCRYPT"
+#: message bodies are encrypted to the recipient unless turned off (``encrypt=False`` or
+#: ``SYFT_FLWR_ENCRYPT=0``): with AES-GCM in place of the body checksums it costs about as
+#: much as the unencrypted, signed format (see benchmarks/transport.py)
+DEFAULT_ENCRYPT = True
 #: a waiting loop rescans its inbox at least this often, even without a file event. Events
 #: drive the latency; this only bounds the cost of a late or missed one (watchdog holds a
 #: rename's first half for up to 0.5 s when its threads interleave badly, ~1 in 1000).
@@ -66,3 +78,21 @@ def resolve_max_bytes(value: int | None) -> int:
 COLLECT_AFTER_BYTES = 256 * 1024 * 1024
 COLLECT_NOW_BYTES = 1024 * 1024 * 1024
 QUIET_BEFORE_COLLECT = 0.05
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def resolve_flag(value: bool | None, env: str, default: bool, what: str) -> bool:
+    """``value`` if given, else ``$env`` (1/0, true/false, yes/no, on/off), else ``default``."""
+    if value is not None:
+        return bool(value)
+    raw = os.environ.get(env, "").strip().lower()
+    if not raw:
+        return default
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ValueError(f"{env}={raw!r} is not understood: set it to 1 or 0 to turn {what} on or off")

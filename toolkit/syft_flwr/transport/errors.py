@@ -1,0 +1,33 @@
+"""The one error a message reader raises for a file it refuses."""
+
+from __future__ import annotations
+
+#: what a refusal was about; ``security.jsonl`` and the reports count refusals by kind
+KINDS = (
+    "malformed",  # not a message file of this format (magic, version, header, truncation)
+    "too-large",  # over max_message_bytes
+    "corrupted",  # a body checksum or tag does not match: altered or damaged after writing
+    "wrong-recipient",  # addressed to another party
+    "wrong-app",  # for another app
+    "wrong-sender",  # from a party that may not send it (not the aggregator, not the asked)
+    "unsigned",  # no signature
+    "bad-signature",  # the signature is not the claimed sender's
+    "expired",  # written longer ago than the message TTL (or its Flower TTL ran out)
+    "future",  # dated in the future beyond the allowed clock skew
+    "replay",  # a message id already answered, or a reply already received
+    "unexpected",  # a reply to nothing this party asked, a request where a reply belongs
+)
+
+
+class MessageFileError(ValueError):
+    """A message file failed validation.
+
+    ``reason`` says why in words, ``kind`` (one of :data:`KINDS`) what sort of refusal it is,
+    ``sender`` the sender the file claims, when its header could be read.
+    """
+
+    def __init__(self, reason: str, *, kind: str = "malformed", sender: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind
+        self.sender = sender
