@@ -261,16 +261,6 @@ def test_datasites_with_a_read_only_aggregator_inbox_report_it_and_the_run_fails
         _no_partial_files(fed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "transport bug: DatasiteNode._handle logs an OSError writing a reply (full disk, "
-        "read-only inbox), drops the request and returns 'failed', but NodeResult does not "
-        "record it: serve() returns ok=True after the stop message, so the data owner's "
-        "job exits 0 although its replies never reached the aggregator"
-    ),
-)
 def test_a_node_that_could_not_deliver_a_reply_does_not_report_success(
     tmp_path: Path, immutable_ok: None
 ) -> None:

@@ -80,11 +80,12 @@ class NodeResult:
     answered: int = 0
     app_errors: list[AppError] = field(default_factory=list)
     quarantined: list[QuarantinedFile] = field(default_factory=list)
+    undelivered: list[str] = field(default_factory=list)  # replies that could not be written
 
     @property
     def ok(self) -> bool:
-        """Served until the aggregator said stop, and the app never raised."""
-        return self.reason == "stop-message" and not self.app_errors
+        """Served until the aggregator said stop, the app never raised, every reply left."""
+        return self.reason == "stop-message" and not self.app_errors and not self.undelivered
 
     @property
     def refusals(self) -> dict[str, int]:
@@ -330,6 +331,7 @@ class DatasiteNode:
                 encoded = self._encode(reply, encrypt, None)
             except Exception:
                 logger.exception(f"{self.email}: could not encode an error reply either")
+                result.undelivered.append(f"{message.metadata.message_id}: could not encode")
                 path.unlink(missing_ok=True)
                 return "failed"
         try:
@@ -338,6 +340,7 @@ class DatasiteNode:
             logger.error(
                 f"{self.email}: could not write the reply to {message.metadata.message_id}: {exc}"
             )
+            result.undelivered.append(f"{message.metadata.message_id}: {exc}")
             path.unlink(missing_ok=True)
             return "failed"
         finally:
