@@ -30,7 +30,9 @@ from flwr.supercore.task_identity import TaskIdentity
 from syft_flwr.utils import dataset_path_context
 from tests.support import REPO
 
-ORIGINAL_CSV = Path("/work/shared/data/pima-indians-diabetes.csv")
+ORIGINAL_CSV = (
+    REPO / "datasets" / "pima-indians-diabetes-database" / "raw" / "pima-indians-diabetes.csv"
+)
 DATASET_DIR = REPO / "datasets" / "pima-indians-diabetes-database"
 CLIENT_ERROR = 1  # Error.code of a reply whose ClientApp raised
 
