@@ -44,7 +44,7 @@ def wait_for_file(watcher: DirectoryWatcher, folder: Path, timeout: float = 20.0
 def test_wakes_on_a_file_renamed_in_by_another_process(tmp_path: Path) -> None:
     inbox = tmp_path / "inbox"
     with DirectoryWatcher(inbox) as watcher:
-        assert watcher.mode == "events"
+        assert watcher.mode == "inotify"
         writer = write_from_another_process(inbox / "msg.json")
         try:
             assert watcher.wait(timeout=20) is True  # woken by the event, not a timeout
@@ -81,6 +81,7 @@ def test_falls_back_to_polling_when_events_are_unavailable(
         raise OSError(28, "inotify watch limit reached")
 
     monkeypatch.setattr(watch, "_shared_observer", no_inotify)
+    monkeypatch.setattr(watch.DirectoryWatcher, "_start_inotify", lambda self: False)
     inbox = tmp_path / "inbox"
     with DirectoryWatcher(inbox, poll_interval=0.05) as watcher:
         assert watcher.mode == "polling"
@@ -104,7 +105,11 @@ def test_notify_wakes_a_waiting_thread(tmp_path: Path) -> None:
     watcher.close()  # closing twice is harmless
 
 
-def test_watchers_share_one_observer_thread(tmp_path: Path) -> None:
+def test_watchdog_watchers_share_one_observer_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where a private inotify descriptor is not available, watchdog delivers the events."""
+    monkeypatch.setattr(watch.DirectoryWatcher, "_start_inotify", lambda self: False)
     watchers = [DirectoryWatcher(tmp_path / f"inbox{i}") for i in range(5)]
     try:
         assert all(w.mode == "events" for w in watchers)
