@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LINTED := toolkit tests benchmarks datasets fed-analytics-diabetes fl-diabetes-prediction images
+# a failed install must fail the target, even through the filter that hides pip's noise
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 
 .PHONY: setup demo test lint format benchmarks clean
 
@@ -10,8 +14,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/python -c "import syft_flwr, flwr, pytest" && touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(BIN)/python -c "import syft_flwr, flwr, pytest, xdist, nbclient, hypothesis, ipykernel"
+	$(BIN)/ruff --version >/dev/null
+	touch $(STAMP)
 
 setup: $(STAMP)
 
@@ -22,12 +28,12 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)
-	$(BIN)/ruff check toolkit tests benchmarks datasets
-	$(BIN)/ruff format --check toolkit tests benchmarks datasets
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix toolkit tests benchmarks datasets
-	$(BIN)/ruff format toolkit tests benchmarks datasets
+	$(BIN)/ruff check --fix $(LINTED)
+	$(BIN)/ruff format $(LINTED)
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/transport.py

