@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "trim-beta": 0.2,
     "num-malicious-nodes": 0,
     "round-timeout": 0.0,
+    "min-train-nodes": 1,
 }
 
 
@@ -114,6 +115,8 @@ class RunSettings:
     num_malicious_nodes: int
     round_timeout: float | None
     resume: bool
+    #: the fewest datasites whose replies a round may aggregate; fewer ends the run
+    min_train_nodes: int = 1
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> RunSettings:
@@ -149,6 +152,7 @@ class RunSettings:
             num_malicious_nodes=_as_int("num-malicious-nodes", get("num-malicious-nodes"), src, 0),
             round_timeout=timeout or None,
             resume=_as_bool(run_config.get("resume", False)),
+            min_train_nodes=_as_int("min-train-nodes", get("min-train-nodes"), src, 1),
         )
 
     def train_config(self) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """The Flower strategies this app can train with, and the state a resumed run needs back.
 
-All take every datasite each round (fraction 1.0) and accept a single datasite (min 1), so a
-federation of one still runs. Replies are sorted by node id before aggregation (see the
-ServerApp), so sums are added in the same order on every run and results repeat exactly.
+All take every datasite each round (fraction 1.0). ``min-train-nodes`` (run config, default
+1) is the strategy's minimum: a round in which fewer datasites reply validly ends the run
+(:class:`~fl_diabetes_prediction.training.FederatedTraining` enforces it on the replies).
+Replies are sorted by node id before aggregation (see the ServerApp), so sums are added in
+the same order on every run and results repeat exactly.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ def build_strategy(settings: RunSettings, evaluate_metrics_aggr_fn: EvaluateAggr
     common = {
         "fraction_train": 1.0,
         "fraction_evaluate": 1.0,
-        "min_train_nodes": 1,
-        "min_evaluate_nodes": 1,
-        "min_available_nodes": 1,
+        "min_train_nodes": settings.min_train_nodes,
+        "min_evaluate_nodes": settings.min_train_nodes,
+        "min_available_nodes": settings.min_train_nodes,
         "evaluate_metrics_aggr_fn": evaluate_metrics_aggr_fn,
     }
     name = settings.strategy

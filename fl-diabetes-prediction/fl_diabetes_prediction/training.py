@@ -150,12 +150,34 @@ class FederatedTraining:
     def _answered(self, replies: list[Message]) -> list[str]:
         return [self._name(r.metadata.src_node_id) for r in replies if not r.has_error()]
 
+    def _check_minimum(
+        self, step: str, answered: int, asked: int, failures: dict[str, str]
+    ) -> None:
+        """End the run when fewer than ``min-train-nodes`` datasites answered ``step``; else
+        say that the run goes on without the ones that failed."""
+        minimum = self.settings.min_train_nodes
+        if answered < minimum:
+            raise RuntimeError(
+                f"{step}: {answered} of {asked} datasite(s) answered, fewer than "
+                f"min-train-nodes = {minimum}; the run stops. Failed: {failures}"
+            )
+        if failures:
+            logger.warning(
+                f"{step}: continuing with {answered} of {asked} datasite(s) "
+                f"(min-train-nodes = {minimum}); failed: {failures}"
+            )
+
     # -- the steps -------------------------------------------------------------------------
     def query_stats(self) -> FeatureStats:
         """Round of sums and counts from every datasite -> pooled preprocessing statistics."""
         node_ids = sorted(self.grid.get_node_ids())
         if not node_ids:
             raise RuntimeError("the grid has no datasites to train on")
+        if self.settings.min_train_nodes > len(node_ids):
+            raise ValueError(
+                f"min-train-nodes = {self.settings.min_train_nodes} but the run has only "
+                f"{len(node_ids)} datasite(s): lower it in the run config"
+            )
         messages = [
             Message(
                 RecordDict({"config": ConfigRecord()}),
@@ -173,8 +195,7 @@ class FederatedTraining:
                 f"no datasite sent its statistics ({failures}); check that each datasite's "
                 "data folder has train.csv with the expected columns"
             )
-        if failures:
-            logger.warning(f"statistics leave out datasite(s) that failed: {failures}")
+        self._check_minimum("statistics", len(parts), len(messages), failures)
         stats = FeatureStats.combine(parts)
         logger.info(
             f"federated statistics from {len(parts)} datasite(s), {stats.rows} training rows: "
@@ -201,6 +222,7 @@ class FederatedTraining:
         )
         replies = _sorted(self.grid.send_and_receive(messages, timeout=self.settings.round_timeout))
         nodes, failures = self._answered(replies), self._failures(messages, replies)
+        self._check_minimum(f"round {server_round} evaluation", len(nodes), len(messages), failures)
         aggregated = self.strategy.aggregate_evaluate(server_round, replies)
         return (dict(aggregated) if aggregated is not None else {}), nodes, failures
 
@@ -214,6 +236,7 @@ class FederatedTraining:
         )
         replies = _sorted(self.grid.send_and_receive(messages, timeout=self.settings.round_timeout))
         nodes, failures = self._answered(replies), self._failures(messages, replies)
+        self._check_minimum(f"round {server_round} training", len(nodes), len(messages), failures)
         new_arrays, metrics = self.strategy.aggregate_train(server_round, replies)
         if new_arrays is None:
             raise RuntimeError(

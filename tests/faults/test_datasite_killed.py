@@ -74,6 +74,36 @@ def test_a_datasite_killed_after_round_1_is_named_and_the_run_finishes_with_fail
         assert fed.owners[DO1].run.status == "completed", fed.logs()
 
 
+def test_below_the_strategy_minimum_the_run_stops_and_says_why(tmp_path) -> None:
+    """With ``min-train-nodes = 2`` the strategy cannot go on without do2: the round in which
+    do2 is missing ends the run (exit 1), the error names do2 and the minimum, and no round
+    aggregated from do1 alone is saved."""
+    config = {**FL_CONFIG, "min-train-nodes": 2}
+    with federation(tmp_path, FL_APP, [pima_data(1), pima_data(2)], config=config) as fed:
+        for owner in fed.owners.values():
+            owner.start()
+        aggregator = fed.start_aggregator("--timeout", TIMEOUT)
+        wait_for(
+            lambda: (fed.checkpoint_round() or 0) >= 1 or aggregator.poll() is not None,
+            "round 1 to complete",
+        )
+        fed.owners[DO2].kill()
+        answered = len(fed.owners[DO2].answered_ids(fed.app_name, fed.network))
+        done = fed.finish(aggregator)
+        fed.owners[DO1].run.wait(timeout=60)
+
+        assert 4 <= answered < len(ROUND_OF_ANSWER), f"killed too late: {done}"
+        missed = ROUND_OF_ANSWER[answered]
+        assert done.returncode == 1, f"{done}\n{fed.logs()}"
+        assert "fewer than min-train-nodes = 2; the run stops" in done.stderr, done
+        assert f"round {missed} " in done.stderr
+        assert DO2 in done.stderr and "no reply before the timeout" in done.stderr
+        assert "run completed" not in done.stdout
+        metrics = json.loads((fed.weights / "metrics.json").read_text())
+        assert [m["round"] for m in metrics] == list(range(missed))  # nothing from do1 alone
+        assert all(m["failures"] == {} for m in metrics)
+
+
 def test_when_every_datasite_is_dead_the_run_fails_and_names_them(tmp_path) -> None:
     """fed-analytics-diabetes needs at least one datasite's statistics: with both jobs
     killed, the run fails (exit 1) and its output names both datasites."""
