@@ -8,6 +8,7 @@ progress; any failure ends the demo with a clear message and a non-zero exit cod
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -17,7 +18,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from syft_flwr.rds.jobs import Job
+    from syft_flwr.rds.runner import RunHandle
+    from syft_flwr.simulation import SimulationResult
 
 REPO = Path(__file__).resolve().parents[2]
 DATASET = "pima-indians-diabetes-database"
@@ -25,6 +31,10 @@ DS_EMAIL = "ds@openmined.org"
 DO_EMAILS = ("do1@openmined.org", "do2@openmined.org")
 NETWORK_KEY = "local_syftbox_network"
 APPS = {False: "fed-analytics-diabetes", True: "fl-diabetes-prediction"}
+#: Written in every folder the demo creates; only such a folder (or an empty one) is cleared.
+MARKER = ".syft-flwr-demo"
+REVIEW_FILES = 20  # files listed in the data owner's review before "... and N more"
+REVIEW_LINES = 20  # lines of the entrypoint shown in the review
 
 
 class DemoError(RuntimeError):
@@ -33,6 +43,8 @@ class DemoError(RuntimeError):
 
 @dataclass
 class Steps:
+    """Numbered steps: each prints its title and time; an error in one becomes a DemoError."""
+
     total: int
     done: int = 0
     timings: dict[str, float] = field(default_factory=dict)
@@ -93,29 +105,155 @@ def _quiet_console() -> None:
 
 
 def run_demo(folder: Path, *, fl: bool = False, timeout: float = 300.0) -> int:
-    """Run the demo in ``folder`` (created afresh); returns the exit code."""
-    _quiet_console()
+    """Run the demo in ``folder`` (created afresh); returns the exit code.
+
+    Every failure, expected or not, ends as one ``DEMO FAILED: ...`` message on stderr and a
+    non-zero code (130 when interrupted), never as a raw traceback.
+    """
     try:
+        _quiet_console()
         summary = _run(Path(folder).resolve(), fl=fl, timeout=timeout)
     except DemoError as exc:
-        print(f"\nDEMO FAILED: {exc}", file=sys.stderr)
-        return 1
+        return _failed(str(exc))
+    except KeyboardInterrupt:
+        return _failed("interrupted", code=130)
+    except Exception as exc:  # noqa: BLE001 - whatever went wrong, say it the demo's way
+        return _failed(f"unexpected {type(exc).__name__}: {exc}")
     print(summary)
     return 0
 
 
+def _failed(message: str, code: int = 1) -> int:
+    print(f"\nDEMO FAILED: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def prepare_folder(folder: Path) -> None:
+    """Make ``folder`` a fresh demo folder, carrying :data:`MARKER`.
+
+    An existing folder is cleared only when it is empty or carries the marker (an earlier
+    demo); anything else (a file, a project, ``.``) is refused with a :class:`DemoError`.
+    """
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise DemoError(f"{folder} exists and is not a folder: pick another --folder or remove it")
+    if folder.is_dir():
+        if (folder / MARKER).is_file():
+            shutil.rmtree(folder)
+        elif any(folder.iterdir()):
+            raise DemoError(
+                f"{folder} is not a demo folder (it is not empty and has no {MARKER}); the "
+                "demo will not delete it: pick another --folder or remove it yourself"
+            )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / MARKER).write_text("created by `syft-flwr demo`; the demo may delete it\n")
+    except OSError as exc:
+        raise DemoError(f"cannot create the demo folder {folder}: {exc}") from exc
+
+
+def _stop_runs(handles: dict[str, RunHandle]) -> None:
+    """Stop the data owners' runs that are still going (the demo failed) and wait for them."""
+    for email, handle in handles.items():
+        if not handle.done:
+            handle.cancel("the demo failed before the job finished")
+            try:
+                handle.wait(timeout=10)
+            except TimeoutError:
+                print(f"      {email}: could not stop run of job {handle.job_uid}", file=sys.stderr)
+
+
+def _size(n: int) -> str:
+    return f"{n} B" if n < 1024 else f"{n / 1024:.1f} kB"
+
+
+def review_text(job: Job) -> list[str]:
+    """What a data owner reads before approving: each file with its size, the entrypoint's start."""
+    root = Path(job.code_path)
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    lines = [f"job {job.uid} '{job.name}' from {job.submitter}, {len(files)} files:"]
+    lines += [
+        f"  {_size(p.stat().st_size):>9}  {p.relative_to(root).as_posix()}"
+        for p in files[:REVIEW_FILES]
+    ]
+    if len(files) > REVIEW_FILES:
+        lines.append(f"  ... and {len(files) - REVIEW_FILES} more")
+    code = (root / job.entrypoint).read_text(encoding="utf-8", errors="replace").splitlines()
+    lines.append(f"entrypoint {job.entrypoint}:")
+    lines += [f"  | {line}".rstrip() for line in code[:REVIEW_LINES]]
+    if len(code) > REVIEW_LINES:
+        lines.append(f"  | ... ({len(code) - REVIEW_LINES} more lines)")
+    return lines
+
+
+@dataclass
+class Outcome:
+    """What the run itself reported: who took part, how many rows, how many rounds."""
+
+    source: Path
+    datasites: list[str]
+    rows: int
+    rows_detail: str
+    rounds: int
+
+
+def read_outcome(project: Path, *, fl: bool) -> Outcome:
+    """Read the aggregator's own figures: ``figures/summary.json`` or ``weights/metrics.json``.
+
+    fed-analytics: the datasites that answered the last round, its rows (per outcome) and
+    rounds. The FL app: the last round's participants, the training rows of the federated
+    preprocessing plus the test rows of the last evaluation, and the last round's number.
+    """
+    source = project / ("weights/metrics.json" if fl else "figures/summary.json")
+    try:
+        data = json.loads(source.read_text(encoding="utf-8"))
+        if fl:
+            last = data[-1]
+            prep = json.loads((source.parent / "preprocessing.json").read_text(encoding="utf-8"))
+            train, test = int(prep["rows"]), int(last["num-examples"])
+            return Outcome(
+                source,
+                list(last["participants"]),
+                train + test,
+                f"{train} train + {test} test",
+                int(last["round"]),
+            )
+        rows = {str(k): int(v) for k, v in data["rows"].items()}
+        detail = ", ".join(f"y={k}: {v}" for k, v in sorted(rows.items()))
+        return Outcome(
+            source, list(data["answered"]), sum(rows.values()), detail, int(data["rounds"])
+        )
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise DemoError(
+            f"could not read what the run produced from {source}: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
 def _run(folder: Path, *, fl: bool, timeout: float) -> str:
+    app_name = APPS[fl]
+    started = time.perf_counter()
+    prepare_folder(folder)
+    print(f"syft-flwr demo: {app_name} on a local network in {folder}")
+    handles: dict[str, RunHandle] = {}
+    try:
+        project, result = _workflow(folder, app_name, handles, timeout)
+        outcome = read_outcome(project, fl=fl)
+    finally:
+        _stop_runs(handles)
+    return _summary(folder, project, outcome, result.log_dir, time.perf_counter() - started)
+
+
+def _workflow(
+    folder: Path, app_name: str, handles: dict[str, RunHandle], timeout: float
+) -> tuple[Path, SimulationResult]:
+    """The seven steps; returns the project and the simulation's result.
+
+    Each data owner's run handle goes into ``handles`` as soon as it starts, so the caller can
+    stop them whatever happens.
+    """
     import syft_flwr
     from syft_flwr.rds import setup_rds_server
 
-    app_name = APPS[fl]
     steps = Steps(total=7)
-    started = time.perf_counter()
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    print(f"syft-flwr demo: {app_name} on a local network in {folder}")
-
     with steps.step("Data owners publish the dataset (private part stays private)"):
         admins = {}
         for i, email in enumerate(DO_EMAILS, start=1):
@@ -177,19 +315,21 @@ def _run(folder: Path, *, fl: bool, timeout: float) -> str:
             _say(f"{email}: job {jobs[email].uid} submitted")
 
     with steps.step("Data owners review the code, approve it and start it on private data"):
-        handles = {}
+        reviewed: set[str] = set()
         for email, admin in admins.items():
             pending = admin.job.get_all(status="pending_code_review")
             job = next(j for j in pending if j.uid == jobs[email].uid)
-            files = sorted(
-                p.relative_to(job.code_path).as_posix()
-                for p in Path(job.code_path).rglob("*")
-                if p.is_file()
-            )
-            _say(
-                f"{email} reviews job {job.uid} from {job.submitter}: "
-                f"{len(files)} files, entrypoint {job.entrypoint}"
-            )
+            if job.code_sha256 in reviewed:
+                _say(
+                    f"{email} reviews job {job.uid}: the same code as above (sha256 "
+                    f"{job.code_sha256[:12]}...)"
+                )
+            else:
+                first, *rest = review_text(job)
+                _say(f"{email} reviews {first}")
+                for line in rest:
+                    _say(line)
+                reviewed.add(job.code_sha256)
             admin.job.approve(job)
             handles[email] = admin.run_private(job, blocking=False)
             _say(f"{email}: approved; running on private data")
@@ -227,27 +367,27 @@ def _run(folder: Path, *, fl: bool, timeout: float) -> str:
             admin.job.share_results(job)
             _say(f"{email}: job completed; logs and results shared with {DS_EMAIL}")
 
-    from syft_flwr.config import flower_run_config
+    return project, result
 
-    outputs = {
-        sub: sorted(p.name for p in (project / sub).glob("*") if p.is_file())
-        for sub in ("figures", "weights")
-    }
-    if not any(outputs.values()):
-        raise DemoError(f"the run wrote no figures or weights in {project}")
-    rounds = flower_run_config(project).get("num-server-rounds", result.rounds)
-    rows = {email: _rows(_data_dir(i) / "private") for i, email in enumerate(DO_EMAILS, 1)}
-    total = time.perf_counter() - started
-    lines = ["", "Summary", f"  {'datasite':<22}{'rows contributed':>18}"]
-    lines += [f"  {email:<22}{n:>18}" for email, n in rows.items()]
-    lines.append(f"  rounds: {rounds}   total time: {total:.1f} s")
-    for sub, names in outputs.items():
+
+def _summary(folder: Path, project: Path, outcome: Outcome, log_dir: Path, total: float) -> str:
+    """The closing table (from what the run reported) and where its outputs are."""
+    lines = [
+        "",
+        f"Summary (as reported by the run in {outcome.source})",
+        f"  datasites:         {', '.join(outcome.datasites)} ({len(outcome.datasites)})",
+        f"  rows contributed:  {outcome.rows} ({outcome.rows_detail})",
+        f"  rounds:            {outcome.rounds}",
+        f"  total time:        {total:.1f} s",
+    ]
+    for sub in ("figures", "weights"):
+        names = sorted(p.name for p in (project / sub).glob("*") if p.is_file())
         if names:
             shown = names if len(names) <= 6 else [*names[:2], "...", *names[-2:]]
             lines.append(f"  {sub}: {project / sub}  ({len(names)} files: {', '.join(shown)})")
     lines += [
         f"  mock-data outputs: {folder / 'ds_outputs'}",
-        f"  simulation logs: {result.log_dir}",
+        f"  simulation logs: {log_dir}",
         f"  aggregator log: {folder / 'ds_outputs' / 'aggregator.log'}",
     ]
     return "\n".join(lines)
