@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -37,8 +38,19 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEOUT = 3600.0
 KILL_GRACE_SECONDS = 3.0
+#: The id of the job a process runs for (its heartbeat says so).
+JOB_ID_ENV = "SYFT_FLWR_JOB_ID"
 #: Variables the runner sets; a caller's ``env`` may not replace them.
-RESERVED_ENV = ("DATA_DIR", "OUTPUT_DIR", CONFIG_ENV, "FLWR_TELEMETRY_ENABLED", "PYTHONUNBUFFERED")
+RESERVED_ENV = (
+    "DATA_DIR",
+    "OUTPUT_DIR",
+    CONFIG_ENV,
+    JOB_ID_ENV,
+    "FLWR_TELEMETRY_ENABLED",
+    "PYTHONUNBUFFERED",
+)
+#: refusal reasons copied into one audit entry (the security logs keep them all)
+AUDITED_REASONS = 20
 
 _active: weakref.WeakSet[RunHandle] = weakref.WeakSet()
 
@@ -66,13 +78,16 @@ class RunHandle:
         self._finished = threading.Event()
         self._stop_reason: str | None = None
         self._thread: threading.Thread | None = None
+        self._started_at = time.time()
 
     @property
     def pid(self) -> int | None:
+        """The job process's id (None before it started)."""
         return self._proc.pid if self._proc is not None else None
 
     @property
     def done(self) -> bool:
+        """True once the run has finished and its outcome is recorded."""
         return self._finished.is_set()
 
     def poll(self) -> int | None:
@@ -101,6 +116,7 @@ class RunHandle:
     # -- internals ----------------------------------------------------------------------------
     def _start(self, argv: list[str], cwd: Path, env: dict[str, str], blocking: bool) -> None:
         started = time.monotonic()
+        self._started_at = time.time()
         try:
             with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
                 self._proc = subprocess.Popen(
@@ -187,6 +203,7 @@ class RunHandle:
                     duration_s=self.duration_s,
                     reason=reason,
                 )
+                self._audit_refusals()
             except Exception as exc:  # noqa: BLE001 - a broken log must not lose the outcome
                 logger.error(
                     f"could not audit the end of run {self.run_number} of job {self.job_uid}: {exc}"
@@ -201,11 +218,57 @@ class RunHandle:
             + f" in {self.duration_s:g} s"
         )
 
+    def _audit_refusals(self) -> None:
+        """Copy what the job's datasite node refused during the run (forged, altered,
+        replayed, misaddressed message files) from its security logs into the audit log."""
+        s = self._session
+        refused = refused_messages_since(s.network.private_dir(s.host), self._started_at)
+        if refused:
+            kinds: dict[str, int] = {}
+            for entry in refused:
+                kinds[str(entry.get("kind"))] = kinds.get(str(entry.get("kind")), 0) + 1
+            s.audit.append(
+                "messages_refused",
+                job_id=self.job_uid,
+                run=self.run_number,
+                count=len(refused),
+                kinds=kinds,
+                refusals=[
+                    {k: entry.get(k) for k in ("app", "file", "kind", "sender", "reason")}
+                    for entry in refused[:AUDITED_REASONS]
+                ],
+            )
+            logger.warning(
+                f"job {self.job_uid} run {self.run_number}: {len(refused)} message file(s) "
+                f"refused and quarantined ({kinds}); see audit_log()"
+            )
+
     def __repr__(self) -> str:
         state = f"{self.status}, exit code {self.returncode}" if self.done else "running"
         return (
             f"RunHandle(job={self.job_uid!r}, run={self.run_number}, kind={self.kind!r}, {state})"
         )
+
+
+def refused_messages_since(private_dir: Path, since: float) -> list[dict[str, Any]]:
+    """Refusals recorded since ``since`` (epoch s) in the security logs of a party's Flower
+    apps, ``<private>/flwr/<app>/security.jsonl`` (see syft_flwr.transport.inbox), oldest
+    first. Unreadable lines are skipped: the logs are the node's, this only summarises."""
+    found: list[dict[str, Any]] = []
+    for log in sorted((private_dir / "flwr").glob("*/security.jsonl")):
+        try:
+            lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            ts = entry.get("ts") if isinstance(entry, dict) else None
+            if isinstance(ts, int | float) and ts >= since:
+                found.append({**entry, "app": log.parent.name})
+    return sorted(found, key=lambda e: e["ts"])
 
 
 def _kill_group(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE_SECONDS) -> None:
@@ -330,6 +393,7 @@ def start_run(
         "DATA_DIR": str(data_dir),
         "OUTPUT_DIR": record["output_dir"],
         CONFIG_ENV: str(session.client.config_path),
+        JOB_ID_ENV: uid,
         "FLWR_TELEMETRY_ENABLED": "0",
         "PYTHONUNBUFFERED": "1",
     }
