@@ -92,3 +92,27 @@ def test_aggregator_reports_a_datasite_that_never_answers(tmp_path, tiny_app, ti
     assert proc.returncode == 3, proc.stderr  # finished, but not plain success
     assert "do2@openmined.org" in proc.stderr and "did not answer" in proc.stderr
     assert json.loads((tiny_app / "result.json").read_text())["datasites"] == 1
+
+
+def test_a_node_result_reads_as_a_sentence() -> None:
+    from syft_flwr.runtime import describe_node_result
+    from syft_flwr.transport import AppError, NodeResult
+    from syft_flwr.transport.report import QuarantinedFile
+
+    clean = NodeResult("stop-message", answered=1)
+    assert describe_node_result(clean) == (
+        "answered 1 message and stopped when the aggregator said the run was over"
+    )
+    troubled = NodeResult(
+        "idle-timeout",
+        answered=3,
+        app_errors=[AppError("m1", "ValueError", "boom")],
+        quarantined=[QuarantinedFile("/inbox/x", "bad signature", "bad-signature")],
+        undelivered=["r1"],
+    )
+    assert describe_node_result(troubled) == (
+        "answered 3 messages and stopped at the idle timeout, before the aggregator said the "
+        "run was over; the ClientApp raised ValueError: boom; 1 reply file(s) could not be "
+        "written; refused 1 file(s) (1 bad-signature)"
+    )
+    assert "NodeResult(" not in describe_node_result(troubled)

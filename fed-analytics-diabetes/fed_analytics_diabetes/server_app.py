@@ -1,9 +1,14 @@
 """The aggregator's side: query every datasite, add up their statistics, write the results.
 
 Each round sends one QUERY to every node of the grid. Error replies, malformed replies and
-datasites that stay silent are logged and recorded in ``summary.json``; a round in which no
-datasite answered validly raises. Outputs go to ``figures/`` in the project folder (next to
-pyproject.toml), whatever the current directory:
+datasites that stay silent are logged and recorded in ``summary.json``. A round in which no
+datasite answered validly raises at once. If any datasite failed in the last round, the
+aggregate would leave it out: ``summary.json`` is still written (marked ``"complete": false``,
+with the failures, so they can be read) but no figures are drawn and the ServerApp raises,
+naming each failed datasite and why -- unless the run config sets ``allow-partial = true``,
+in which case the partial aggregate is written in full and only logged as a warning.
+Outputs go to ``figures/`` in the project folder (next to pyproject.toml), whatever the
+current directory:
 
 - ``figures/<feature>_histogram.png`` per histogram feature (Glucose, BMI, Age);
 - ``figures/summary.json``: rows per outcome; per feature the totals per outcome (count, sum,
@@ -17,6 +22,7 @@ import json
 import logging
 import os
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,13 +108,34 @@ def query_round(
     return result
 
 
+class PartialAggregateError(RuntimeError):
+    """Some datasite failed in the last round, so the aggregate leaves out its data."""
+
+
+def allow_partial(config: Mapping[str, Any]) -> bool:
+    """The run config's ``allow-partial`` (default false): accept an aggregate that leaves
+    out datasites that failed in the last round."""
+    value = config.get("allow-partial", False)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if not isinstance(value, bool):
+        raise ValueError(f"run config allow-partial must be true or false, got {value!r}")
+    return value
+
+
 def write_outputs(
-    stats: Statistics, rounds: list[RoundResult], out_dir: Path = FIGURES_DIR
+    stats: Statistics,
+    rounds: list[RoundResult],
+    out_dir: Path = FIGURES_DIR,
+    *,
+    figures: bool = True,
 ) -> dict[str, Any]:
-    """Write the histograms and summary.json of the last round; returns the summary."""
+    """Write summary.json of the last round and, with ``figures``, its histograms (without,
+    histograms of an earlier run are removed so none contradicts the summary)."""
     last = rounds[-1]
     summary: dict[str, Any] = {
         "app": APP_NAME,
+        "complete": not last.failed,
         "rounds": len(rounds),
         "datasites": len(last.answered),
         "answered": sorted(last.names[n] for n in last.answered),
@@ -125,9 +152,11 @@ def write_outputs(
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     for feature in stats.histograms:
-        histogram_png(
-            stats, feature, out_dir / f"{feature}_histogram.png", datasites=len(last.answered)
-        )
+        png = out_dir / f"{feature}_histogram.png"
+        if figures:
+            histogram_png(stats, feature, png, datasites=len(last.answered))
+        else:
+            png.unlink(missing_ok=True)
     _write_text(out_dir / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
     return summary
 
@@ -150,6 +179,7 @@ def main(grid: Grid, context: Context) -> None:
         raise ValueError(f"num-server-rounds must be at least 1, got {num_rounds}")
     edges = bin_edges(config)
     timeout = float(config.get("round-timeout", 0.0)) or None  # 0: the grid's own limit
+    partial_ok = allow_partial(config)
 
     rounds: list[RoundResult] = []
     for server_round in range(1, num_rounds + 1):
@@ -169,11 +199,23 @@ def main(grid: Grid, context: Context) -> None:
             len(result.names),
         )
 
-    parts = list(rounds[-1].answered.values())
+    last = rounds[-1]
+    parts = list(last.answered.values())
     total = parts[0]
     for part in parts[1:]:
         total = total + part
-    summary = write_outputs(total, rounds)
+    summary = write_outputs(total, rounds, figures=partial_ok or not last.failed)
+    if last.failed:
+        failures = "; ".join(f"{who}: {why}" for who, why in sorted(last.failed.items()))
+        left_out = f"{len(last.failed)} of {len(last.names)} datasite(s) ({failures})"
+        if not partial_ok:
+            raise PartialAggregateError(
+                f"round {num_rounds}: the aggregate leaves out {left_out}; "
+                f"{FIGURES_DIR / 'summary.json'} records them (no figures drawn). "
+                "See each datasite's log for the cause, or set allow-partial = true in the "
+                "run config to accept a partial aggregate"
+            )
+        log(logging.WARNING, "allow-partial: the aggregate leaves out %s", left_out)
     log(
         logging.INFO,
         "wrote %s: %s patients from %d datasite(s)",

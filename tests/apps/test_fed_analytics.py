@@ -29,7 +29,7 @@ from syft_flwr.apps import FlowerApps, load_apps
 from syft_flwr.config import flower_run_config
 from syft_flwr.transport import flwr_compat
 from syft_flwr.utils import DatasetPathError, dataset_path_context
-from tests.support import PIMA_FEATURES, REPO, copy_app
+from tests.support import AGGREGATOR, DATASITES, PIMA_FEATURES, REPO, copy_app
 
 APP = REPO / "fed-analytics-diabetes"
 MOCKS = [REPO / "datasets" / "pima-indians-diabetes-database" / f"do{i}" / "mock" for i in (1, 2)]
@@ -262,9 +262,7 @@ def test_rounds_and_bins_come_from_the_run_config(app_copy: Path) -> None:
     assert sum(age["below"].values()) > 0 and sum(age["above"].values()) > 0  # not dropped
 
 
-def test_a_datasite_without_data_raises_the_toolkits_dataset_path_error(
-    app_copy: Path, flwr_warnings: list[str]
-) -> None:
+def test_a_datasite_without_data_raises_the_toolkits_dataset_path_error(app_copy: Path) -> None:
     apps = load_apps(app_copy)
     flwr_compat.ensure_task_identity(RUN_ID)
     query = Message(RecordDict(), dst_node_id=5, message_type=MessageType.QUERY)
@@ -273,15 +271,105 @@ def test_a_datasite_without_data_raises_the_toolkits_dataset_path_error(
     with pytest.raises(DatasetPathError, match="get_syftbox_dataset_path"):
         apps.client_app(query, context)  # no data path: not swallowed by the app
 
-    # In a federation the other datasites still count, and the failure is reported.
-    grid, _ = _run_server(app_copy, {1: MOCKS[0], 2: MOCKS[1], 3: None})
-    assert isinstance(grid.raised[3], DatasetPathError)
-    summary = json.loads((app_copy / "figures" / "summary.json").read_text())
-    assert summary["datasites"] == 2
-    assert list(summary["failed"]) == ["node 3"]
-    assert "DatasetPathError" in summary["failed"]["node 3"]
+
+def _summary(project: Path) -> dict[str, Any]:
+    return json.loads((project / "figures" / "summary.json").read_text())
+
+
+def _pngs(project: Path) -> list[str]:
+    return sorted(p.name for p in (project / "figures").glob("*.png"))
+
+
+class TamperingGrid(InProcessGrid):
+    """TEST FIXTURE: replaces node ``bad``'s reply with an empty one, or drops it."""
+
+    def __init__(self, *args: Any, bad: int, drop: bool) -> None:
+        super().__init__(*args)
+        self.bad, self.drop = bad, drop
+
+    def _serve(self, message: Message) -> Message:
+        reply = super()._serve(message)
+        if message.metadata.dst_node_id == self.bad:
+            reply = Message(RecordDict(), reply_to=message)
+        return reply
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        replies = super().pull_messages(message_ids)
+        if self.drop:
+            return [r for r in replies if r.metadata.src_node_id != self.bad]
+        return replies
+
+
+def test_a_failed_datasite_fails_the_run_but_summary_json_records_it(
+    app_copy: Path, flwr_warnings: list[str]
+) -> None:
+    """An error reply: the aggregate would leave out node 3, so the ServerApp writes
+    summary.json (incomplete, with the failure) and raises naming node 3 and why."""
+    _run_server(app_copy, {1: MOCKS[0], 2: MOCKS[1]})  # an earlier, complete run's figures
+    assert len(_pngs(app_copy)) == 3
+    with pytest.raises(RuntimeError, match="leaves out 1 of 3 datasite") as info:
+        _run_server(app_copy, {1: MOCKS[0], 2: MOCKS[1], 3: None})
+    assert "node 3: error reply" in str(info.value) and "DatasetPathError" in str(info.value)
+    assert "allow-partial" in str(info.value)
+    assert "node 1" not in str(info.value) and "node 2" not in str(info.value)
+    summary = _summary(app_copy)
+    assert summary["complete"] is False
+    assert summary["datasites"] == 2 and summary["answered"] == ["node 1", "node 2"]
+    assert (
+        list(summary["failed"]) == ["node 3"] and "DatasetPathError" in summary["failed"]["node 3"]
+    )
+    assert _pngs(app_copy) == []  # no figure of a partial aggregate, none left from before
     assert any("node 3" in w and "DatasetPathError" in w for w in flwr_warnings)
+
+
+@pytest.mark.parametrize("drop", [False, True], ids=["malformed reply", "missing reply"])
+def test_a_malformed_or_missing_reply_fails_the_run(app_copy: Path, drop: bool) -> None:
+    apps = load_apps(app_copy)
+    run_config = flower_run_config(app_copy)
+    grid = TamperingGrid(apps.client_app, {1: MOCKS[0], 2: MOCKS[1]}, run_config, bad=2, drop=drop)
+    context = Context(
+        run_id=RUN_ID, node_id=0, node_config={}, state=RecordDict(), run_config=run_config
+    )
+    why = "no reply" if drop else "malformed reply: the reply has no"
+    with pytest.raises(RuntimeError, match=f"node 2: {why}"):
+        apps.server_app(grid, context)
+    summary = _summary(app_copy)
+    assert summary["complete"] is False and summary["answered"] == ["node 1"]
+    assert summary["failed"]["node 2"].startswith(why)
+
+
+def test_allow_partial_accepts_an_aggregate_without_the_failed_datasite(
+    app_copy: Path, flwr_warnings: list[str]
+) -> None:
+    assert "allow-partial = false" in (app_copy / "pyproject.toml").read_text()  # the default
+    grid, _ = _run_server(app_copy, {1: MOCKS[0], 2: MOCKS[1], 3: None}, **{"allow-partial": True})
+    assert isinstance(grid.raised[3], DatasetPathError)
+    summary = _summary(app_copy)
+    assert summary["complete"] is False and summary["datasites"] == 2
+    assert list(summary["failed"]) == ["node 3"]
     _assert_matches_pandas(summary, _union(MOCKS), DEFAULT_EDGES)
+    assert len(_pngs(app_copy)) == 3
+    assert any("allow-partial" in w and "node 3" in w for w in flwr_warnings)
+    with pytest.raises(ValueError, match="allow-partial must be true or false"):
+        _run_server(app_copy, {1: MOCKS[0]}, **{"allow-partial": "maybe"})
+
+
+def test_syft_flwr_run_summary_equals_pandas_on_the_mock_data(app_copy: Path) -> None:
+    """End to end: syft_flwr.run, threads over the real transport, do1 + do2 mock data."""
+    import syft_flwr
+
+    syft_flwr.bootstrap(app_copy, aggregator=AGGREGATOR, datasites=DATASITES)
+    result = syft_flwr.run(app_copy, MOCKS)
+
+    assert result.rounds == 1 and result.participants == {1: DATASITES}
+    summary = _summary(app_copy)
+    assert summary["complete"] is True and summary["failed"] == {}
+    assert summary["answered"] == DATASITES and summary["datasites"] == 2
+    union = _union(MOCKS)
+    assert sum(summary["rows"].values()) == len(union) == 200
+    _assert_matches_pandas(summary, union, DEFAULT_EDGES)
+    assert {p.name for p in result.outputs} >= {"summary.json", *_pngs(app_copy)}
+    assert len(_pngs(app_copy)) == 3
 
 
 def test_bad_data_is_an_error_reply_and_no_valid_reply_raises(
@@ -327,3 +415,33 @@ print(json.dumps({{
     for key, default in result["defaults"].items():
         assert result["config"][key] == default  # pyproject and settings agree
     assert result["config"]["num-server-rounds"] == 1
+
+
+def test_syft_flwr_run_fails_when_a_reply_is_malformed(app_copy: Path, tmp_path: Path) -> None:
+    """The transport sees a valid reply; only the ServerApp finds it malformed. The run still
+    fails, naming the datasite and why, and summary.json records it."""
+    import syft_flwr
+    from syft_flwr.simulation import SimulationError
+
+    client = app_copy / "fed_analytics_diabetes" / "client_app.py"
+    source = client.read_text()
+    sent = "return Message(stats.to_recorddict(), reply_to=msg)"
+    assert sent in source
+    broken = 'RecordDict() if data_dir.name == "broken" else stats.to_recorddict()'
+    client.write_text(
+        source.replace(sent, f"return Message({broken}, reply_to=msg)").replace(
+            "from flwr.app import Context, Message",
+            "from flwr.app import Context, Message, RecordDict",
+        )
+    )
+    broken_mock = copy_app(MOCKS[1], tmp_path / "broken")
+    syft_flwr.bootstrap(app_copy, aggregator=AGGREGATOR, datasites=DATASITES)
+
+    with pytest.raises(SimulationError) as info:
+        syft_flwr.run(app_copy, [MOCKS[0], broken_mock])
+    assert list(info.value.failures) == [AGGREGATOR]
+    why = info.value.failures[AGGREGATOR]
+    assert f"{DATASITES[1]}: malformed reply" in why and DATASITES[0] + ":" not in why
+    summary = _summary(app_copy)
+    assert summary["complete"] is False and summary["answered"] == [DATASITES[0]]
+    assert summary["failed"][DATASITES[1]].startswith("malformed reply")

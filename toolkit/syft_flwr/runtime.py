@@ -2,7 +2,11 @@
 
 The aggregator (the data scientist) drives the ServerApp over a :class:`DatasiteGrid`; a
 datasite (a data owner's approved job) serves the ClientApp on its data with a
-:class:`DatasiteNode`. Exit code 0 only when the party's part fully succeeded.
+:class:`DatasiteNode`. Exit codes: 0 when the party's part fully succeeded -- for the
+aggregator, every datasite answered every round; files refused on the way without stopping
+any datasite from answering are listed as warnings ("OK WITH WARNINGS", "run completed with
+warnings"), see :class:`~syft_flwr.transport.report.RunReport`; 3 when the run finished but
+some datasite failed or did not answer; 1 when it failed; 2 for a usage error.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
@@ -24,6 +28,9 @@ from syft_flwr.config import (
     load_project_config,
 )
 from syft_flwr.utils import DATA_DIR_ENV
+
+if TYPE_CHECKING:
+    from syft_flwr.transport import NodeResult
 
 NODE_CONFIG_ENV = "SYFT_FLWR_NODE_CONFIG"
 
@@ -143,10 +150,10 @@ def run_aggregator(
                 logger.error(f"could not send the stop message to the datasites: {exc}")
                 outcome.error = outcome.error or exc
             outcome.failures = grid.report.failures()
+            failures = dict(outcome.failures)
             if outcome.error is not None:
-                failures = dict(outcome.failures)
                 failures[identity.email] = f"ServerApp raised {outcome.error!r}"
-                grid.finish(ok=False, failures=failures)
+            grid.finish(ok=not failures, failures=failures)  # refused files alone: warnings
             grid.close()
             monitor.close()
     return outcome
@@ -313,6 +320,13 @@ def _aggregate(project_dir: Path, identity: Identity, config: ProjectConfig, arg
     if outcome.failures:
         print("FINISHED WITH FAILURES: the results leave out the datasites above", file=sys.stderr)
         return EXIT_PARTIAL
+    refused = len(outcome.report.quarantined)
+    if refused:
+        print(
+            "run completed with warnings: every datasite answered every round; "
+            f"{refused} file(s) were refused and set aside (listed above)"
+        )
+        return EXIT_OK
     print("run completed: every datasite answered every round")
     return EXIT_OK
 
@@ -338,5 +352,30 @@ def _serve(project_dir: Path, identity: Identity, config: ProjectConfig, args) -
         idle_timeout=args.idle_timeout,
         config=config,
     )
-    print(result)
+    print(f"{identity.email}: {describe_node_result(result)}")
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+_STOPPED_BECAUSE = {
+    "stop-message": "stopped when the aggregator said the run was over",
+    "idle-timeout": "stopped at the idle timeout, before the aggregator said the run was over",
+    "stopped": "was stopped before the aggregator said the run was over",
+}
+
+
+def describe_node_result(result: NodeResult) -> str:
+    """A datasite's :class:`NodeResult` as a sentence, e.g. "answered 2 messages and stopped
+    when the aggregator said the run was over; the ClientApp raised ValueError: boom"."""
+    n = result.answered
+    stopped = _STOPPED_BECAUSE.get(result.reason, f"stopped ({result.reason})")
+    parts = [f"answered {n} message{'' if n == 1 else 's'} and {stopped}"]
+    if result.app_errors:
+        shown = "; ".join(f"{e.exception_type}: {e.message}" for e in result.app_errors[:3])
+        more = len(result.app_errors) - 3
+        parts.append(f"the ClientApp raised {shown}" + (f" (and {more} more)" if more > 0 else ""))
+    if result.undelivered:
+        parts.append(f"{len(result.undelivered)} reply file(s) could not be written")
+    if result.refusals:
+        kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(result.refusals.items()))
+        parts.append(f"refused {len(result.quarantined)} file(s) ({kinds})")
+    return "; ".join(parts)

@@ -8,6 +8,7 @@ reported after a failure.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import threading
@@ -15,14 +16,18 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from syft_flwr.config import Identity, load_project_config
+from syft_flwr.config import Identity, ProjectConfig, load_project_config
 from syft_flwr.network.layout import Network
 from syft_flwr.party_logs import party_context, party_log_files
-from syft_flwr.runtime import run_config_for
+from syft_flwr.runtime import describe_node_result, run_config_for
+
+if TYPE_CHECKING:
+    from syft_flwr.transport import NodeResult
+    from syft_flwr.transport.report import RunReport
 
 LOG_FOLDER = "simulation_logs"
 OUTPUT_FOLDERS = ("figures", "weights")
@@ -74,14 +79,41 @@ def _outputs_since(project_dir: Path, start: float) -> list[Path]:
 _DATA_HINT = (
     " (hint: the ClientApp could not find its data; load it with "
     "syft_flwr.utils.get_syftbox_dataset_path(), which points at each datasite's data, "
-    "instead of a fixed path)"
+    "instead of a fixed path or an environment variable such as DATA_DIR)"
+)
+#: what a ClientApp raises when it looks for its data where the toolkit did not put it: a
+#: fixed path that does not exist, no data path at all (DatasetPathError), an unset
+#: environment variable (``os.environ["DATA_DIR"]``: KeyError) or ``Path(os.getenv(...))``
+_DATA_ERRORS = re.compile(
+    r"\b(FileNotFoundError|NotADirectoryError|DatasetPathError)\b"
+    r"|\bKeyError\b.*'[A-Z0-9_]*(DATA|PATH|DIR)[A-Z0-9_]*'"
+    r"|\bTypeError\b.*os\.PathLike object, not NoneType"
 )
 
 
 def _with_hint(why: str) -> str:
-    if any(name in why for name in ("FileNotFoundError", "DatasetPathError")):
-        return why + _DATA_HINT
-    return why
+    """``why``, with a hint on loading data the toolkit's way when it looks like that failed."""
+    return why + _DATA_HINT if _DATA_ERRORS.search(why) else why
+
+
+def _collect_failures(
+    failures: dict[str, str],
+    report: RunReport,
+    node_results: dict[str, NodeResult],
+    threads: list[threading.Thread],
+    config: ProjectConfig,
+) -> dict[str, str]:
+    """Every party that failed, first cause first: the threads', then the grid's and nodes'."""
+    found = dict(failures)
+    for email, why in report.failures().items():
+        found.setdefault(email, why)
+    for email, result in node_results.items():
+        if not result.ok:
+            found.setdefault(email, describe_node_result(result))
+    for email, thread in zip(config.datasites, threads, strict=False):
+        if thread.is_alive():
+            found.setdefault(email, "did not stop after the run ended")
+    return found
 
 
 def run(
@@ -207,6 +239,8 @@ def run(
             threads[-1].join()
             for thread in threads[:-1]:
                 thread.join(timeout=30)
+            failures = _collect_failures(failures, grid.report, node_results, threads, config)
+            grid.finish(ok=not failures, failures=failures)  # refused files alone: warnings
         finally:
             for node in nodes.values():
                 node.stop()
@@ -217,14 +251,6 @@ def run(
             shutil.rmtree(workdir, ignore_errors=True)
 
     report = grid.report
-    for email, why in report.failures().items():
-        failures.setdefault(email, why)
-    for email, result in node_results.items():
-        if not result.ok:
-            failures.setdefault(email, str(result))
-    for email, thread in zip(config.datasites, threads, strict=False):
-        if thread.is_alive():
-            failures.setdefault(email, "did not stop after the run ended")
     duration = time.time() - started
 
     if failures:
@@ -235,6 +261,8 @@ def run(
             failures,
             log_dir,
         )
+    if report.quarantined:
+        logger.warning(f"simulation of {config.app_name}: {report.summary()}")
     return SimulationResult(
         project_dir=project_dir,
         app_name=config.app_name,

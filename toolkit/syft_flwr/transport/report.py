@@ -77,8 +77,18 @@ def count_refusals(files: list[QuarantinedFile]) -> dict[str, int]:
 
 @dataclass
 class RunReport:
-    """Everything the grid saw during a run. ``ok`` is False as soon as any datasite failed
-    or did not answer, or a file had to be quarantined."""
+    """Everything the grid saw during a run, and its verdict.
+
+    - ``completed``: every datasite answered every exchange. False as soon as one sent an
+      error reply or did not answer -- a failure, listed by :meth:`failures`.
+    - ``ok``: plain success, ``completed`` and no file refused (quarantined).
+
+    A refused file that did not stop any datasite from answering (a forged, replayed or
+    corrupt file beside the genuine replies) is a warning, not a failure: the run's results
+    are complete. :meth:`summary` then starts with ``OK WITH WARNINGS`` and lists the files,
+    and ``main.py --active`` exits 0. If a refused file was a datasite's only reply, that
+    datasite did not answer and the run failed (``FAILED``, a non-zero exit).
+    """
 
     rounds: list[RoundReport] = field(default_factory=list)
     quarantined: list[QuarantinedFile] = field(default_factory=list)
@@ -86,8 +96,21 @@ class RunReport:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
+    def completed(self) -> bool:
+        """Every datasite answered every exchange (refused files aside: they are warnings)."""
+        return all(r.ok for r in self.rounds)
+
+    @property
     def ok(self) -> bool:
-        return all(r.ok for r in self.rounds) and not self.quarantined
+        """Plain success: every datasite answered every exchange and no file was refused."""
+        return self.completed and not self.quarantined
+
+    @property
+    def verdict(self) -> str:
+        """``OK``, ``OK WITH WARNINGS`` (completed, but files were refused) or ``FAILED``."""
+        if not self.completed:
+            return "FAILED"
+        return "OK" if self.ok else "OK WITH WARNINGS"
 
     @property
     def failed_datasites(self) -> list[str]:
@@ -146,7 +169,7 @@ class RunReport:
             self.late_replies.append(email)
 
     def summary(self) -> str:
-        lines = [f"{'OK' if self.ok else 'FAILED'}: {len(self.rounds)} exchanges"]
+        lines = [f"{self.verdict}: {len(self.rounds)} exchanges"]
         lines += [f"  {r.describe()}" for r in self.rounds]
         lines += [f"  refused ({q.kind}) {q.path}: {q.reason}" for q in self.quarantined]
         if self.late_replies:
@@ -165,6 +188,8 @@ class RunReport:
             rounds.append(d)
         return {
             "ok": self.ok,
+            "completed": self.completed,
+            "verdict": self.verdict,
             "rounds": rounds,
             "quarantined": [asdict(q) for q in self.quarantined],
             "refusals": self.refusals,

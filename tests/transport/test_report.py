@@ -1,0 +1,83 @@
+"""The run report's verdict: a refused file is a warning unless it kept a datasite silent."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from syft_flwr import runtime
+from syft_flwr.config import ProjectConfig
+from syft_flwr.runtime import AggregatorOutcome
+from syft_flwr.transport.report import ReplyError, RoundReport, RunReport
+from tests.support import AGGREGATOR, DATASITES
+
+DO1, DO2 = DATASITES
+
+
+def _report(*, answered: list[str], refused: int = 0) -> RunReport:
+    report = RunReport()
+    round_ = RoundReport(1, ["query"], 1, sent_to=list(DATASITES), answered=answered, timeout=5)
+    round_.missing = [e for e in DATASITES if e not in answered]
+    report.add_round(round_)
+    for i in range(refused):
+        report.add_quarantined(f"/inbox/forged-{i}", "bad signature", "bad-signature", DO2)
+    return report
+
+
+def test_verdicts() -> None:
+    clean = _report(answered=list(DATASITES))
+    assert (clean.ok, clean.completed, clean.verdict) == (True, True, "OK")
+    assert clean.summary().startswith("OK: 1 exchanges")
+
+    warned = _report(answered=list(DATASITES), refused=1)
+    assert (warned.ok, warned.completed, warned.verdict) == (False, True, "OK WITH WARNINGS")
+    assert warned.summary().startswith("OK WITH WARNINGS: 1 exchanges")
+    assert "refused (bad-signature) /inbox/forged-0: bad signature" in warned.summary()
+    assert warned.failures() == {}
+    assert warned.to_dict()["verdict"] == "OK WITH WARNINGS"
+
+    failed = _report(answered=[DO1], refused=1)  # the refused file was do2's only reply
+    assert (failed.ok, failed.completed, failed.verdict) == (False, False, "FAILED")
+    assert failed.summary().startswith("FAILED: 1 exchanges")
+    assert list(failed.failures()) == [DO2]
+
+    errored = _report(answered=list(DATASITES))
+    errored.rounds[0].errors[DO1] = ReplyError(0, "ValueError: boom")
+    assert errored.verdict == "FAILED" and "ValueError" in errored.failures()[DO1]
+
+
+@pytest.mark.parametrize(
+    ("answered", "refused", "code", "verdict", "last_line"),
+    [
+        (DATASITES, 0, runtime.EXIT_OK, "OK:", "run completed: every datasite answered"),
+        (DATASITES, 2, runtime.EXIT_OK, "OK WITH WARNINGS:", "run completed with warnings"),
+        ([DO1], 1, runtime.EXIT_PARTIAL, "FAILED:", "FINISHED WITH FAILURES"),
+    ],
+)
+def test_summary_and_exit_code_agree(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    answered: list[str],
+    refused: int,
+    code: int,
+    verdict: str,
+    last_line: str,
+) -> None:
+    report = _report(answered=answered, refused=refused)
+    outcome = AggregatorOutcome(report=report, failures=report.failures())
+    monkeypatch.setattr(runtime, "run_aggregator", lambda *args, **kwargs: outcome)
+    args = SimpleNamespace(
+        run_config=None, timeout=None, resume=False, metrics_port=None, wait_online=None
+    )
+    config = ProjectConfig("app", AGGREGATOR, tuple(DATASITES))
+    identity = SimpleNamespace(email=AGGREGATOR)
+
+    assert runtime._aggregate(None, identity, config, args) == code  # type: ignore[arg-type]
+    out, err = capsys.readouterr()
+    assert out.startswith(verdict)
+    assert last_line in (out if code == runtime.EXIT_OK else err)
+    if refused and code == runtime.EXIT_OK:
+        assert f"{refused} file(s) were refused" in out
+    if code == runtime.EXIT_OK:
+        assert "FAILED" not in out + err
