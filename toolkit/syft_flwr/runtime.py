@@ -190,7 +190,8 @@ def run_datasite(
         heartbeat=heartbeat,
     )
     with heartbeat:
-        heartbeat.update(app=config.app_name)
+        # the job runner names the job it runs; a datasite started by hand has none
+        heartbeat.update(app=config.app_name, job=os.environ.get("SYFT_FLWR_JOB_ID") or None)
         return node.serve()
 
 
