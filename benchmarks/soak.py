@@ -111,6 +111,7 @@ def expected_summary(app: Path = APP, mocks: list[Path] = MOCKS) -> dict[str, An
         "datasites": len(DATASITES),
         "answered": answered,
         "failed": {},
+        "complete": True,
         "history": [
             {"round": r, "answered": answered, "failed": {}}
             for r in range(1, int(config.get("num-server-rounds", 1)) + 1)

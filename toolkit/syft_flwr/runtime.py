@@ -41,15 +41,18 @@ EXIT_PARTIAL = 3  # the run finished, but some datasite failed or did not answer
 
 
 def parse_config(text: str | list[str] | None) -> dict[str, Any]:
-    """Parse Flower's ``key=value key2="text"`` syntax (TOML values) into a dict."""
+    """Parse Flower's ``key=value key2="text"`` syntax (TOML values) into a dict.
+
+    Raises ValueError for a malformed string, with an example of the right syntax.
+    """
     if not text:
         return {}
-    from flwr.common.config import parse_config_args
+    from syft_flwr.transport import flwr_compat
 
     lines = [text] if isinstance(text, str) else list(text)
     try:
-        return dict(parse_config_args(lines))
-    except Exception as exc:  # click.ClickException for malformed values
+        return flwr_compat.parse_config_args(lines)
+    except ValueError as exc:
         raise ValueError(
             f"could not parse config {' '.join(lines)!r}: use key=value pairs separated by "
             "spaces, e.g. \"num-server-rounds=3 strategy='fedavg'\""

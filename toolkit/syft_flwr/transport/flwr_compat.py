@@ -2,8 +2,9 @@
 
 flwr is pinned exactly (see pyproject.toml). The transport needs a few things flwr only
 offers to its own runtimes: setting a message's id and sender node id, building a message
-from raw metadata, the protobuf serde, the ``Run`` record a Grid holds, and the identity
-that ``Message(...)`` reads to fill in ``run_id``/``src_node_id``. When flwr is upgraded,
+from raw metadata, the protobuf serde, the ``Run`` record a Grid holds, the identity
+that ``Message(...)`` reads to fill in ``run_id``/``src_node_id``, and the parser of
+``--run-config`` strings (``flwr.common.config``). When flwr is upgraded,
 ``tests/transport/test_flwr_compat.py`` checks each of these still exists and behaves; fix
 this module, nowhere else.
 """
@@ -45,6 +46,7 @@ __all__ = [
     "make_run",
     "message_from_bytes",
     "message_to_bytes",
+    "parse_config_args",
     "set_message_id",
     "set_route",
 ]
@@ -102,3 +104,15 @@ def message_to_bytes(message: Message) -> bytes:
 def message_from_bytes(data: bytes | memoryview) -> Message:
     """Parse bytes written by :func:`message_to_bytes` (raises on malformed input)."""
     return message_from_proto(ProtoMessage.FromString(data))
+
+
+def parse_config_args(lines: list[str]) -> dict[str, Any]:
+    """Parse ``key=value`` strings the way ``flwr run --run-config`` does (values are TOML:
+    ``3``, ``0.1``, ``true``, ``'text'``). Raises ValueError on a malformed string (flwr
+    raises ``click.ClickException``, which callers should not need to know about)."""
+    from flwr.common.config import parse_config_args as _parse  # loaded only when needed
+
+    try:
+        return dict(_parse(list(lines)))
+    except Exception as exc:  # click.ClickException for values that are not TOML
+        raise ValueError(getattr(exc, "message", None) or str(exc)) from exc
