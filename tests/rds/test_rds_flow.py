@@ -48,6 +48,13 @@ def test_whole_flow_across_processes(net, tmp_path: Path) -> None:
     assert "counted 4 rows" in seen["stdout"]
     assert seen["run"]["kind"] == "private" and seen["run"]["exit_code"] == 0
     assert (results / "output" / "count.txt").read_text() == "4"
+    refused = seen["refused"]  # what the guest tried from its own process
+    assert refused["private_path"].startswith("PermissionError: ")
+    assert "stays with its owner" in refused["private_path"]
+    for action in ("approve", "run_private", "share"):
+        assert refused[action].startswith("PermissionError: only the owner"), refused[action]
+    assert refused["results_before_sharing"] != "allowed"
+    assert "shar" in refused["results_before_sharing"]  # says the results are not shared yet
 
     events = [e["event"] for e in admin.audit_log()]
     assert events == [

@@ -76,7 +76,7 @@ def test_get_results_before_share(net, tmp_path: Path) -> None:
     net.admin.run_private(job)
     with pytest.raises(PermissionError, match=f"not been shared by {DO} yet \\(status: complet"):
         net.guest.job.get_results(job)
-    # A guest forging results and the status mirror fools only itself, not the owner.
+    # Reading results before sharing changed nothing on the owner's side.
     assert net.admin.job.get(uid=job.uid).status == "completed"
 
 

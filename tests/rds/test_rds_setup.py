@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
 
 from syft_flwr.config import Identity
+from syft_flwr.monitor import read_participant
 from syft_flwr.rds import JobRefusedError, setup_rds_server
 from tests.rds.rds_helpers import DATASET, DO, DS, submit
 
@@ -94,3 +96,24 @@ def test_dataset_reference_and_metadata(net, tmp_path: Path) -> None:
     net.admin.dataset.delete("referenced")
     assert [d.name for d in net.guest.dataset.get_all()] == [DATASET]
     assert referenced.exists()  # a referenced folder is the owner's, never deleted
+
+
+def test_reset_while_the_owners_heartbeat_writes(net) -> None:
+    """No status.json is written while reset deletes the datasite (else rmtree may fail)."""
+    heartbeat = net.admin.heartbeat
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            heartbeat.beat()
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    try:
+        for _ in range(20):
+            setup_rds_server(email=DO, root_dir=net.root, reset=True)
+    finally:
+        stop.set()
+        thread.join(10)
+    heartbeat.beat()
+    assert read_participant(net.admin.network, DO).online  # the open session goes on

@@ -16,6 +16,24 @@ mock = guest.dataset.get(name=dataset).get_mock_path()
 job = guest.job.submit(
     name="count-rows", user_code_path=code, dataset_name=dataset, entrypoint="main.py"
 )
+
+
+def refusal(action) -> str:
+    """What a guest gets when it tries ``action``: "<exception type>: <message>"."""
+    try:
+        action()
+    except Exception as exc:  # the test checks the type and the message
+        return f"{type(exc).__name__}: {exc}"
+    return "allowed"
+
+
+refused = {
+    "private_path": refusal(lambda: guest.dataset.get(name=dataset).get_private_path()),
+    "results_before_sharing": refusal(lambda: guest.job.get_results(job)),
+    "approve": refusal(lambda: guest.job.approve(job)),
+    "run_private": refusal(lambda: guest.run_private(job)),
+    "share": refusal(lambda: guest.job.share_results(job)),
+}
 guest.job.wait(job, status="shared", timeout=45, poll=0.2)
 results = guest.job.get_results(job)
 print(
@@ -27,6 +45,7 @@ print(
             "count": (results / "output" / "count.txt").read_text(),
             "stdout": (results / "logs" / "stdout.log").read_text(),
             "run": json.loads((results / "run.json").read_text()),
+            "refused": refused,
         }
     )
 )

@@ -274,6 +274,8 @@ class DatasetAPI:
                 )
 
     def get(self, name: str) -> Dataset:
+        """The dataset ``name`` of this session's datasite (DatasetNotFoundError lists the
+        ones that exist)."""
         s = self._session
         meta_path = s.network.dataset_dir(s.host, name) / "metadata.json"
         if not meta_path.exists():
@@ -295,6 +297,7 @@ class DatasetAPI:
         )
 
     def get_all(self) -> list[Dataset]:
+        """Every dataset published on this session's datasite, by name."""
         root = self._datasets_dir
         if not root.is_dir():
             return []

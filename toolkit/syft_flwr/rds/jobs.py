@@ -98,14 +98,20 @@ class Job:
 
     @property
     def status(self) -> str:
+        """The job's current status, read afresh (the owner's record for the owner, the
+        owner-signed mirror for a guest): pending_code_review, approved, rejected, running,
+        completed, failed or shared."""
         return self._api._status_of(self.uid)[0]
 
     @property
     def reason(self) -> str | None:
+        """Why the job was rejected or failed (None otherwise)."""
         return self._api._status_of(self.uid)[1]
 
     @property
     def results_path(self) -> Path:
+        """Where shared results appear in the job's folder (use ``session.job.get_results``, which
+        checks the owner's signature, rather than reading it directly)."""
         return self.code_path.parent / "results"
 
     def show_user_code(self) -> str:

@@ -171,12 +171,14 @@ class DatasiteGrid(Grid):
 
     # -- identity ----------------------------------------------------------------------------
     def node_id_of(self, email: str) -> int:
+        """The Flower node id of datasite ``email`` (stable: derived from the email)."""
         try:
             return self._node_ids[email]
         except KeyError:
             raise ValueError(f"{email} is not a datasite of this grid ({self.datasites})") from None
 
     def email_of(self, node_id: int) -> str:
+        """The datasite behind Flower node id ``node_id``."""
         try:
             return self._emails[node_id]
         except KeyError:
