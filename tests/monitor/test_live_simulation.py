@@ -1,6 +1,8 @@
 """The dashboard and Prometheus following a real simulation (real grid, nodes, app)."""
 
 import json
+import os
+import shutil
 import subprocess
 import threading
 import urllib.request
@@ -12,11 +14,14 @@ import syft_flwr
 from syft_flwr.monitor import serve_dashboard
 from syft_flwr.network.layout import Network
 from tests.monitor.helpers import free_port, wait_until
-from tests.monitor.test_dashboard_browser import CHROMIUM, dump
+from tests.monitor.test_dashboard_browser import CHROMIUM, chromium, dump
 from tests.monitor.test_prometheus import PROMETHEUS, query
 from tests.support import AGGREGATOR, DATASITES, missing_tool
 
 ROUNDS = 4
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+#: if set, the screenshot of the live run is also copied into this folder (e.g. a CI artifact)
+SCREENSHOT_DIR_ENV = "SYFT_FLWR_SCREENSHOT_DIR"
 
 
 def _api(url: str) -> object:
@@ -69,6 +74,25 @@ def test_dashboard_follows_a_live_simulation(tiny_app, tiny_data, tmp_path: Path
         detail = page.find(id="run-detail")[0]
         assert detail["data-status"] == "completed"
         assert detail["data-rounds-completed"] == str(ROUNDS)
+        assert detail["data-run-id"] == str(live["run_id"])  # the page shows the live run
+
+        shot = tmp_path / "live-simulation.png"
+        chromium(
+            [
+                "--virtual-time-budget=3000",
+                "--window-size=1400,1500",
+                f"--screenshot={shot}",
+                dash.url,
+            ],
+            tmp_path / "profile",
+        )
+    assert shot.is_file(), "chromium saved no screenshot"
+    assert shot.read_bytes()[:8] == PNG_MAGIC and shot.stat().st_size > 10_000
+    if os.environ.get(SCREENSHOT_DIR_ENV):
+        folder = Path(os.environ[SCREENSHOT_DIR_ENV])
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, folder / shot.name)
+        assert (folder / shot.name).read_bytes()[:8] == PNG_MAGIC
 
 
 @pytest.mark.skipif(missing_tool(PROMETHEUS), reason="Debian's prometheus is not installed")

@@ -147,6 +147,23 @@ def test_wait_for_datasites_times_out_naming_the_offline(network: Network):
     assert lines == [f"waiting for 1/2 datasites: {DO2} (offline, no heartbeat yet)"]
 
 
+def test_wait_for_datasites_is_not_fooled_by_a_data_owners_session(network: Network):
+    """An open admin session says its owner is online, but only the job serves the app."""
+    lines: list[str] = []
+    with (
+        Heartbeat(network, DO1, "datasite", interval=0.1),
+        Heartbeat(network, DO2, "data owner", interval=0.1),
+        pytest.raises(TimeoutError) as info,
+    ):
+        wait_for_datasites(network, [DO1, DO2], timeout=0.5, progress=lines.append)
+    assert DO2 in str(info.value) and DO1 not in str(info.value)
+    assert lines == [
+        f"waiting for 1/2 datasites: {DO2} (online as data owner, not serving the app yet)"
+    ]
+    with Heartbeat(network, DO2, "data owner", interval=0.1):  # any role, if asked
+        wait_for_datasites(network, [DO2], timeout=5, progress=None, role=None)
+
+
 def test_monitor_run_records_registers_and_serves(network: Network, tmp_path: Path):
     import urllib.request
 

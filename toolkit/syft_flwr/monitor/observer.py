@@ -135,6 +135,8 @@ class HeartbeatObserver(NullObserver):
 
 
 def _describe(p: Participant) -> str:
+    if p.online:
+        return f"{p.email} (online as {p.role or 'an unknown role'}, not serving the app yet)"
     if p.heartbeat_age is None:
         return f"{p.email} (offline, no heartbeat yet)"
     return f"{p.email} (offline, last heartbeat {p.heartbeat_age:.0f} s ago)"
@@ -148,8 +150,12 @@ def wait_for_datasites(
     offline_after: float = DEFAULT_OFFLINE_AFTER,
     progress: Callable[[str], object] | None = print,
     poll_interval: float = 0.2,
+    role: str | None = "datasite",
 ) -> None:
-    """Return once every datasite in ``emails`` has a fresh, online heartbeat.
+    """Return once every datasite in ``emails`` has a fresh, online heartbeat of ``role``.
+
+    Only a heartbeat of ``role`` counts (None: any): a data owner's open session is online
+    (role ``data owner``) but serves no app, so by default it does not end the wait.
 
     ``progress`` receives a line such as ``waiting for 1/2 datasites: do2@x.org (offline, no
     heartbeat yet)`` whenever the set of offline datasites changes (and every 10 s). Raises
@@ -162,7 +168,7 @@ def wait_for_datasites(
         offline = [
             p
             for p in (read_participant(network, e, offline_after=offline_after) for e in emails)
-            if not p.online
+            if not (p.online and (role is None or p.role == role))
         ]
         if not offline:
             if last_key and progress is not None:
@@ -171,7 +177,7 @@ def wait_for_datasites(
         line = f"waiting for {len(offline)}/{len(emails)} datasites: " + ", ".join(
             _describe(p) for p in offline
         )
-        key = ",".join(p.email for p in offline)
+        key = ",".join(f"{p.email}:{p.online}" for p in offline)
         if progress is not None and (key != last_key or time.monotonic() - last_print >= 10.0):
             progress(line)
             last_key, last_print = key, time.monotonic()

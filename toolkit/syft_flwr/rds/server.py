@@ -6,14 +6,18 @@ do_admin = do.init_session(host="do1@openmined.org")   # the owner of the datasi
 ds = setup_rds_server(email="ds@openmined.org", root_dir=Path("."))
 guest = ds.init_session(host="do1@openmined.org")      # anyone else: guest
 ```
+
+While an admin session is open, the owner's heartbeat (``public/status.json``, role
+``data owner``) says the owner is online; ``session.close()`` (or ``with``) ends it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
@@ -23,9 +27,12 @@ from syft_flwr.rds.audit import AuditLog
 from syft_flwr.rds.code import DEFAULT_LIMITS, SubmissionLimits
 from syft_flwr.rds.datasets import DatasetAPI
 from syft_flwr.rds.intake import DEFAULT_INTAKE, IntakePolicy
-from syft_flwr.rds.jobs import JobAPI, JobRef
+from syft_flwr.rds.jobs import Job, JobAPI, JobRef
 from syft_flwr.rds.runner import DEFAULT_TIMEOUT, RunHandle, start_run
 from syft_flwr.rds.state import JobStateStore
+
+if TYPE_CHECKING:
+    from syft_flwr.monitor.presence import OwnerHeartbeat
 
 
 @dataclass(frozen=True)
@@ -89,7 +96,12 @@ class RDSServer:
 
 class Session:
     """A party's view of one datasite: ``dataset``, ``job`` (alias ``jobs``), and, for the
-    datasite's owner (``is_admin``), running jobs and reading the audit log."""
+    datasite's owner (``is_admin``), running jobs and reading the audit log.
+
+    An admin session keeps its owner's heartbeat running (one per owner and network in a
+    process, see :mod:`syft_flwr.monitor.presence`) until :meth:`close`, the end of a ``with``
+    block, its garbage collection or the interpreter's exit. A guest session publishes nothing.
+    """
 
     def __init__(
         self,
@@ -113,6 +125,24 @@ class Session:
         self.dataset = DatasetAPI(self)
         self.job = JobAPI(self)
         self.jobs = self.job
+        self.heartbeat: OwnerHeartbeat | None = None
+        if self.is_admin:
+            from syft_flwr.monitor.presence import join_owner_heartbeat  # imported on first use
+
+            self.heartbeat = join_owner_heartbeat(self, self.network, host)
+
+    def close(self) -> None:
+        """Stop keeping the owner's heartbeat running (the last session to leave marks the owner
+        offline). The session still works; closing twice is harmless."""
+        heartbeat, self.heartbeat = self.heartbeat, None
+        if heartbeat is not None:
+            heartbeat.leave(self)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def require_admin(self, action: str) -> None:
         if not self.is_admin:
@@ -133,8 +163,7 @@ class Session:
         ``blocking=True`` returns the finished run; ``blocking=False`` returns at once with a
         handle (``wait()``, ``poll()``, ``done``, ``returncode``) while a thread watches it.
         """
-        self.require_admin("run jobs")
-        return start_run(self, job, "private", blocking=blocking, timeout=timeout, env=env)
+        return self._run(job, "private", blocking, timeout, env)
 
     def run_mock(
         self,
@@ -144,8 +173,19 @@ class Session:
         env: dict[str, str] | None = None,
     ) -> RunHandle:
         """Run an approved job on the dataset's mock data (owner only); see run_private."""
+        return self._run(job, "mock", blocking, timeout, env)
+
+    def _run(
+        self, job: JobRef, kind: str, blocking: bool, timeout: float, env: dict[str, str] | None
+    ) -> RunHandle:
+        """start_run, with the owner's heartbeat naming the job while it runs."""
         self.require_admin("run jobs")
-        return start_run(self, job, "mock", blocking=blocking, timeout=timeout, env=env)
+        heartbeat = self.heartbeat
+        if heartbeat is None:
+            return start_run(self, job, kind, blocking=blocking, timeout=timeout, env=env)
+        with heartbeat.running_job(job.uid if isinstance(job, Job) else str(job)) as run:
+            run.handle = start_run(self, job, kind, blocking=blocking, timeout=timeout, env=env)
+            return run.handle
 
     def audit_log(self) -> list[dict[str, Any]]:
         """Every audit entry, oldest first; AuditLogTamperedError if the chain is broken."""
@@ -179,9 +219,13 @@ def setup_rds_server(
     validate_email(email)
     network = Network.at(root_dir, key)
     if reset:
-        for folder in (network.datasite(email), network.private_dir(email)):
-            if folder.exists():
-                shutil.rmtree(folder)
+        from syft_flwr.monitor.presence import owner_heartbeat
+
+        heartbeat = owner_heartbeat(network, email)  # this process's, if a session is open
+        with heartbeat.paused() if heartbeat is not None else contextlib.nullcontext():
+            for folder in (network.datasite(email), network.private_dir(email)):
+                if folder.exists():
+                    shutil.rmtree(folder)
         logger.info(f"reset {email} on {network.root}")
     for folder in (
         network.public_dir(email),

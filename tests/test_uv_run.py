@@ -1,0 +1,46 @@
+"""``uv run main.py --active``: the aggregator started through uv, in the toolkit's own
+environment (``--active --no-sync``: uv neither builds another environment nor downloads)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.faults.helpers import TINY_APP, federation, tiny_data
+
+UV = Path(sys.executable).parent / "uv"
+
+
+def test_the_aggregator_runs_through_uv_run(tmp_path: Path) -> None:
+    assert UV.exists() or shutil.which("uv"), "uv is in the dev extra: make setup installs it"
+    uv = str(UV) if UV.exists() else str(shutil.which("uv"))
+    with federation(tmp_path, TINY_APP, tiny_data(tmp_path)) as fed:
+        for owner in fed.owners.values():
+            owner.start()
+        env = fed.env(
+            VIRTUAL_ENV=str(Path(sys.executable).parents[1]),
+            UV_OFFLINE="1",
+            UV_CACHE_DIR=str(tmp_path / "uv-cache"),
+        )
+        env.pop("UV_PROJECT_ENVIRONMENT", None)
+        done = subprocess.run(
+            [uv, "run", "--active", "--no-sync", "main.py", "--active", "--timeout", "60"],
+            cwd=fed.project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        for owner in fed.owners.values():
+            owner.run.wait(timeout=60)
+
+        assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        assert "run completed" in done.stdout
+        result = json.loads((fed.project / "result.json").read_text())
+        assert result["count"] == 5 and result["datasites"] == 2  # 3 + 2 private values
+        assert result["mean"] == (1 + 2 + 3 + 10 + 20) / 5
+        assert not (fed.project / ".venv").exists()  # uv used the toolkit's environment
