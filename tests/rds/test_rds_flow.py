@@ -90,6 +90,8 @@ def test_notebook_api_surface(net, tmp_path: Path) -> None:
     (code / "__pycache__" / "main.cpython-311.pyc").write_bytes(b"\0")
     (code / "weights").mkdir()
     (code / "weights" / "round1.npz").write_bytes(b"\0" * 10)
+    (code / "runs" / "123").mkdir(parents=True)  # the DS's own simulations' event logs
+    (code / "runs" / "123" / "events.jsonl").write_text("{}\n")
     job = net.guest.job.submit(
         name="count-rows", user_code_path=code, dataset_name=DATASET, entrypoint="main.py"
     )

@@ -27,6 +27,7 @@ SKIP_DIRS = frozenset(
         "simulation_logs",
         "figures",
         "weights",
+        "runs",  # the event logs of the data scientist's own runs and simulations
         ".ipynb_checkpoints",
         ".pytest_cache",
         ".ruff_cache",
