@@ -13,6 +13,8 @@ from tests.faults.helpers import (
     ANALYTICS_APP,
     FL_APP,
     FL_CONFIG,
+    Federation,
+    Finished,
     federation,
     pima_data,
     wait_for,
@@ -26,6 +28,23 @@ TIMEOUT = "4"  # seconds the aggregator waits for replies
 ROUND_OF_ANSWER = [0, 0, 1, 1, 2, 2, 3, 3]
 
 
+def _kill_do2_after_round_1(fed: Federation) -> tuple[int, Finished]:
+    """Start both jobs and the aggregator, SIGKILL do2's job once round 1 is saved, wait for
+    the aggregator. Returns how many messages do2 had answered, and the aggregator's output."""
+    for owner in fed.owners.values():
+        owner.start()
+    aggregator = fed.start_aggregator("--timeout", TIMEOUT)
+    wait_for(
+        lambda: (fed.checkpoint_round() or 0) >= 1 or aggregator.poll() is not None,
+        "round 1 to complete",
+    )
+    fed.owners[DO2].kill()
+    answered = len(fed.owners[DO2].answered_ids(fed.app_name, fed.network))
+    done = fed.finish(aggregator)
+    fed.owners[DO1].run.wait(timeout=60)
+    return answered, done
+
+
 def test_a_datasite_killed_after_round_1_is_named_and_the_run_finishes_with_failures(
     tmp_path,
 ) -> None:
@@ -35,17 +54,7 @@ def test_a_datasite_killed_after_round_1_is_named_and_the_run_finishes_with_fail
     failures"), do2 named with the timeout and the round it first missed, the remaining rounds
     trained and evaluated on do1 alone."""
     with federation(tmp_path, FL_APP, [pima_data(1), pima_data(2)], config=FL_CONFIG) as fed:
-        for owner in fed.owners.values():
-            owner.start()
-        aggregator = fed.start_aggregator("--timeout", TIMEOUT)
-        wait_for(
-            lambda: (fed.checkpoint_round() or 0) >= 1 or aggregator.poll() is not None,
-            "round 1 to complete",
-        )
-        fed.owners[DO2].kill()
-        answered = len(fed.owners[DO2].answered_ids(fed.app_name, fed.network))
-        done = fed.finish(aggregator)
-        fed.owners[DO1].run.wait(timeout=60)
+        answered, done = _kill_do2_after_round_1(fed)
 
         assert 4 <= answered < len(ROUND_OF_ANSWER), f"killed too late: {done}"
         missed = ROUND_OF_ANSWER[answered]  # the round of the first message do2 missed
@@ -80,17 +89,7 @@ def test_below_the_strategy_minimum_the_run_stops_and_says_why(tmp_path) -> None
     aggregated from do1 alone is saved."""
     config = {**FL_CONFIG, "min-train-nodes": 2}
     with federation(tmp_path, FL_APP, [pima_data(1), pima_data(2)], config=config) as fed:
-        for owner in fed.owners.values():
-            owner.start()
-        aggregator = fed.start_aggregator("--timeout", TIMEOUT)
-        wait_for(
-            lambda: (fed.checkpoint_round() or 0) >= 1 or aggregator.poll() is not None,
-            "round 1 to complete",
-        )
-        fed.owners[DO2].kill()
-        answered = len(fed.owners[DO2].answered_ids(fed.app_name, fed.network))
-        done = fed.finish(aggregator)
-        fed.owners[DO1].run.wait(timeout=60)
+        answered, done = _kill_do2_after_round_1(fed)
 
         assert 4 <= answered < len(ROUND_OF_ANSWER), f"killed too late: {done}"
         missed = ROUND_OF_ANSWER[answered]

@@ -15,6 +15,7 @@ from syft_flwr.monitor import list_participants, read_participant
 from syft_flwr.network.atomic import atomic_write_json
 from syft_flwr.network.layout import Network
 from syft_flwr.rds import setup_rds_server
+from tests.faults.helpers import wait_for
 from tests.rds.rds_helpers import DO, DS, approved
 
 # A job that publishes its own datasite heartbeat, as the datasite runtime does, until the
@@ -34,16 +35,6 @@ with Heartbeat(me.network, me.email, "datasite", interval=0.2) as hb:
     while not stop.exists():
         time.sleep(0.05)
 """
-
-
-def _wait_for(predicate, what: str, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _heartbeat_threads() -> set[threading.Thread]:
@@ -102,7 +93,7 @@ def test_many_sessions_leave_no_thread_behind(tmp_path: Path) -> None:
     assert len(_heartbeat_threads() - before) == 10  # networks 0 and 1: closed at once
     del sessions, session  # the others are dropped without close(): collected, they retire
     gc.collect()
-    _wait_for(lambda: not (_heartbeat_threads() & started), "the dropped sessions' threads")
+    wait_for(lambda: not (_heartbeat_threads() & started), "the dropped sessions' threads")
     assert not any(read_participant(network, DO).online for network in networks)
 
 
@@ -122,7 +113,7 @@ def test_the_owner_pauses_while_its_job_publishes_and_resumes_after(net, tmp_pat
     job = approved(net, tmp_path, main=PUBLISHING_JOB, name="publishing")
     handle = net.admin.run_private(job, blocking=False, timeout=60)
     try:
-        _wait_for(lambda: _status(net).get("pid") == handle.pid, "the job's own heartbeat")
+        wait_for(lambda: _status(net).get("pid") == handle.pid, "the job's own heartbeat")
         # for more than two of the session's beats, status.json stays the job's
         deadline = time.monotonic() + 4.5
         while time.monotonic() < deadline:
@@ -138,7 +129,7 @@ def test_the_owner_pauses_while_its_job_publishes_and_resumes_after(net, tmp_pat
         status = _status(net)
         return status["pid"] == os.getpid() and status["online"] is True
 
-    _wait_for(resumed, "the owner's heartbeat to resume", timeout=10)
+    wait_for(resumed, "the owner's heartbeat to resume", timeout=10)
     assert _status(net)["role"] == "data owner"
     assert _status(net)["running"]["job"] is None  # the run is over
 
