@@ -110,6 +110,10 @@ def expected_summary(app: Path = APP, mocks: list[Path] = MOCKS) -> dict[str, An
         "rounds": int(config.get("num-server-rounds", 1)),
         "datasites": len(DATASITES),
         "answered": answered,
+        "rows_by_datasite": {
+            email: sum(len(pd.read_csv(folder / name)) for name in ("train.csv", "test.csv"))
+            for email, folder in sorted(zip(DATASITES, mocks, strict=True))
+        },
         "failed": {},
         "complete": True,
         "history": [

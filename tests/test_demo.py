@@ -14,6 +14,7 @@ from syft_flwr import demo
 from tests.support import DATASITES, REPO
 
 DATA = REPO / "datasets" / "pima-indians-diabetes-database"
+TABLES = ("train.csv", "test.csv")
 FAILED = "DEMO FAILED: "
 
 
@@ -71,6 +72,10 @@ def test_demo_runs_the_whole_workflow_on_private_data(tmp_path: Path) -> None:
     # the table shows what the run reported
     _expect_table(proc.stdout, summary["answered"], sum(summary["rows"].values()), 1)
     assert summary["rounds"] == 1 and sum(summary["rows"].values()) == len(union)
+    for i, email in enumerate(summary["answered"], start=1):  # each data owner's own rows
+        mine = sum(len(pd.read_csv(DATA / f"do{i}" / "private" / n)) for n in TABLES)
+        assert summary["rows_by_datasite"][email] == mine
+        assert f"{email}: {mine}" in _table(proc.stdout)["rows contributed"]
 
     # the data owner's review lists the files with sizes and shows the entrypoint
     review = proc.stdout[proc.stdout.index("[5/7]") : proc.stdout.index("[6/7]")]

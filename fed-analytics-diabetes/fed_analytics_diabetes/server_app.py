@@ -13,7 +13,8 @@ current directory:
 - ``figures/<feature>_histogram.png`` per histogram feature (Glucose, BMI, Age);
 - ``figures/summary.json``: rows per outcome; per feature the totals per outcome (count, sum,
   mean, zeros) and, for histogram features, the bin edges and counts per outcome; the number
-  of datasites that answered and of rounds, and who failed in which round.
+  of datasites that answered and of rounds, the rows each datasite contributed, and who
+  failed in which round.
 """
 
 from __future__ import annotations
@@ -139,6 +140,10 @@ def write_outputs(
         "rounds": len(rounds),
         "datasites": len(last.answered),
         "answered": sorted(last.names[n] for n in last.answered),
+        "rows_by_datasite": {
+            last.names[n]: sum(part.rows.values())
+            for n, part in sorted(last.answered.items(), key=lambda item: last.names[item[0]])
+        },
         "failed": dict(sorted(last.failed.items())),
         "history": [
             {

@@ -219,6 +219,9 @@ def read_outcome(project: Path, *, fl: bool) -> Outcome:
             )
         rows = {str(k): int(v) for k, v in data["rows"].items()}
         detail = ", ".join(f"y={k}: {v}" for k, v in sorted(rows.items()))
+        by_site = data.get("rows_by_datasite") or {}
+        if by_site:
+            detail += "; " + ", ".join(f"{who}: {n}" for who, n in by_site.items())
         return Outcome(
             source, list(data["answered"]), sum(rows.values()), detail, int(data["rounds"])
         )
