@@ -1,7 +1,9 @@
 import sys
 from pathlib import Path
 
-from syft_flwr.apps import load_apps
+import pytest
+
+from syft_flwr.apps import AppLoadError, load_apps
 from tests.support import copy_app
 
 
@@ -22,3 +24,27 @@ def test_two_copies_of_one_app_load_their_own_code(tiny_app: Path, tmp_path: Pat
 def _defining_dirs(apps) -> set[Path]:
     fns = [apps.server_app._main, apps.client_app]
     return {Path(fn.__code__.co_filename).parent for fn in fns if hasattr(fn, "__code__")}
+
+
+@pytest.mark.parametrize(
+    ("kind", "file", "code", "cause"),
+    [
+        ("serverapp", "server_app.py", "def broken(:\n", "SyntaxError"),
+        ("clientapp", "client_app.py", "import no_such_module_xyz\n", "ModuleNotFoundError"),
+        ("clientapp", "client_app.py", "app = None\ndel app\n", "AttributeError"),
+    ],
+)
+def test_an_app_that_cannot_be_loaded_is_one_clear_error(
+    tiny_app: Path, kind: str, file: str, code: str, cause: str
+) -> None:
+    (tiny_app / "tiny_app" / file).write_text(code)
+    before = list(sys.path)
+    with pytest.raises(AppLoadError) as info:
+        load_apps(tiny_app)
+    message = str(info.value)
+    assert "\n" not in message
+    ref = f"tiny_app.{file.removesuffix('.py')}:app"
+    assert f"could not load the {kind} {ref!r}" in message
+    assert str(tiny_app / "pyproject.toml") in message and f"{cause}: " in message
+    assert isinstance(info.value, ImportError)  # callers catching ImportError still do
+    assert sys.path == before and "tiny_app" not in sys.modules

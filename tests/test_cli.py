@@ -65,3 +65,17 @@ def test_telemetry_is_off_once_the_toolkit_is_imported() -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "0"
+
+
+def test_run_with_an_app_that_does_not_import_is_one_error_line(tiny_app, tiny_data) -> None:
+    datasites = [arg for email in DATASITES for arg in ("--datasite", email)]
+    assert _cli("bootstrap", str(tiny_app), "--aggregator", AGGREGATOR, *datasites).returncode == 0
+    (tiny_app / "tiny_app" / "client_app.py").write_text("import no_such_module_xyz\n")
+    mocks = [arg for path in tiny_data for arg in ("--mock", str(path))]
+    run = _cli("run", str(tiny_app), *mocks)
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, run.stderr
+    assert "clientapp 'tiny_app.client_app:app'" in errors[0]
+    assert "ModuleNotFoundError: No module named 'no_such_module_xyz'" in errors[0]

@@ -116,3 +116,99 @@ def test_a_node_result_reads_as_a_sentence() -> None:
         "written; refused 1 file(s) (1 bad-signature)"
     )
     assert "NodeResult(" not in describe_node_result(troubled)
+
+
+def _main(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "main.py", *args],
+        cwd=project,
+        env=dict(os.environ, **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_main_help_explains_every_flag(tiny_app) -> None:
+    syft_flwr.bootstrap(tiny_app, aggregator=AGGREGATOR, datasites=DATASITES)
+    proc = _main(tiny_app, "--help")
+    assert proc.returncode == 0, proc.stderr
+    flags = [
+        "--active",
+        "--config",
+        "--resume",
+        "--run-config",
+        "--timeout",
+        "--metrics-port",
+        "--wait-online",
+        "--data-dir",
+        "--node-config",
+        "--idle-timeout",
+    ]
+    for flag in flags:
+        assert flag in proc.stdout, f"{flag} missing from --help"
+    text = " ".join(proc.stdout.split())  # argparse wraps lines
+    for env in ("SYFTBOX_CLIENT_CONFIG_PATH", "SYFT_FLWR_MSG_TIMEOUT", "SYFT_FLWR_IDLE_TIMEOUT"):
+        assert env in text
+    assert "aggregator" in text and "datasite" in text
+
+
+@pytest.mark.parametrize("role", ["aggregator", "datasite"])
+def test_an_app_that_does_not_import_is_one_error_line(tmp_path, tiny_app, tiny_data, role):
+    root = tmp_path / "root"
+    email = AGGREGATOR if role == "aggregator" else DATASITES[0]
+    party = setup_rds_server(email=email, root_dir=root, key=KEY)
+    syft_flwr.bootstrap(tiny_app, aggregator=AGGREGATOR, datasites=DATASITES)
+    if role == "aggregator":
+        (tiny_app / "tiny_app" / "server_app.py").write_text("def main(:\n")
+        kind, ref, cause = "serverapp", "tiny_app.server_app:app", "SyntaxError: "
+    else:
+        (tiny_app / "tiny_app" / "client_app.py").write_text("import no_such_module_xyz\n")
+        kind, ref, cause = "clientapp", "tiny_app.client_app:app", "ModuleNotFoundError: "
+    proc = _main(
+        tiny_app,
+        "--active",
+        SYFTBOX_CLIENT_CONFIG_PATH=str(party.client.config_path),
+        DATA_DIR=str(tiny_data[0]),
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, proc.stderr
+    assert f"could not load the {kind} {ref!r}" in errors[0] and cause in errors[0]
+    assert "pyproject.toml" in errors[0]
+
+
+def test_msg_timeout_from_the_environment_names_the_silent_datasites(tmp_path, tiny_app):
+    root = tmp_path / "root"
+    for email in DATASITES:  # their keys exist, but no datasite serves
+        setup_rds_server(email=email, root_dir=root, key=KEY)
+    ds = setup_rds_server(email=AGGREGATOR, root_dir=root, key=KEY)
+    syft_flwr.bootstrap(tiny_app, aggregator=AGGREGATOR, datasites=DATASITES)
+    proc = _main(
+        tiny_app,
+        "--active",
+        SYFTBOX_CLIENT_CONFIG_PATH=str(ds.client.config_path),
+        SYFT_FLWR_MSG_TIMEOUT="1",
+    )
+    assert proc.returncode == 1, proc.stderr  # the ServerApp gave up: nobody answered
+    for email in DATASITES:
+        assert f"datasite {email} failed: did not answer within 1 s" in proc.stderr
+
+
+def test_a_missing_identity_file_says_how_to_get_one(tmp_path, tiny_app) -> None:
+    from syft_flwr.config import Identity
+
+    missing = tmp_path / "nowhere" / "identity.json"
+    with pytest.raises(FileNotFoundError) as info:
+        Identity.load(missing)
+    message = str(info.value)
+    assert f"identity file {missing} does not exist" in message
+    assert "setup_rds_server(email=..., root_dir=..., key=...)" in message
+    assert "SYFTBOX_CLIENT_CONFIG_PATH" in message and "--config" in message
+
+    syft_flwr.bootstrap(tiny_app, aggregator=AGGREGATOR, datasites=DATASITES)
+    proc = _main(tiny_app, "--active", "--config", str(missing))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and "setup_rds_server(" in proc.stderr

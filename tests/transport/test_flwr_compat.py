@@ -168,3 +168,40 @@ def test_importing_the_transport_leaves_flwr_telemetry_off() -> None:
 def test_metadata_private_fields_exist(name: str) -> None:
     md = _instruction().metadata
     assert name in md.__dict__, HINT
+
+
+def test_parse_config_args_reads_run_config_strings_with_toml_values() -> None:
+    from flwr.common import config as flwr_config
+
+    assert callable(getattr(flwr_config, "parse_config_args", None)), HINT
+    got = flwr_compat.parse_config_args(
+        ["num-server-rounds=3 lr=0.05 strategy='fed avg' verbose=true", 'name="x y"']
+    )
+    assert got == {
+        "num-server-rounds": 3,
+        "lr": 0.05,
+        "strategy": "fed avg",
+        "verbose": True,
+        "name": "x y",
+    }, HINT
+    assert type(got["num-server-rounds"]) is int and type(got["verbose"]) is bool, HINT
+    assert flwr_compat.parse_config_args([]) == {}, HINT
+
+
+@pytest.mark.parametrize("line", ["lr=not-toml", "rounds=[1,"])
+def test_parse_config_args_raises_value_error_on_malformed_strings(line: str) -> None:
+    with pytest.raises(ValueError) as info:
+        flwr_compat.parse_config_args([line])
+    assert type(info.value) is ValueError, HINT  # not flwr's click.ClickException
+    assert str(info.value), HINT
+
+
+def test_runtime_parses_config_through_flwr_compat(monkeypatch) -> None:
+    from syft_flwr import runtime
+
+    assert "flwr.common" not in inspect.getsource(runtime)  # no contact outside flwr_compat
+    with pytest.raises(ValueError, match="key=value pairs"):
+        runtime.parse_config("a=b c")
+    seen: list[list[str]] = []
+    monkeypatch.setattr(flwr_compat, "parse_config_args", lambda lines: seen.append(lines) or {})
+    assert runtime.parse_config("a=1") == {} and seen == [["a=1"]]

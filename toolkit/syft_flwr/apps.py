@@ -25,6 +25,12 @@ class FlowerApps:
     client_app: Any  # flwr.clientapp.ClientApp
 
 
+class AppLoadError(ImportError):
+    """A component of ``[tool.flwr.app.components]`` could not be loaded (the module failed
+    to import, has a syntax error, or lacks the attribute). The message is one line naming
+    the component and the underlying exception, for an ``error: ...`` line."""
+
+
 def _resolve(ref: str) -> Any:
     module_name, _, attr = ref.partition(":")
     if not module_name or not attr:
@@ -35,12 +41,28 @@ def _resolve(ref: str) -> Any:
     return obj
 
 
+def _load(kind: str, ref: str, project_dir: Path) -> Any:
+    """``_resolve(ref)``, turning an import failure into an :class:`AppLoadError`."""
+    try:
+        return _resolve(ref)
+    except (ImportError, SyntaxError, AttributeError) as exc:
+        cause = " ".join(f"{type(exc).__name__}: {exc}".split())  # one line
+        raise AppLoadError(
+            f"could not load the {kind} {ref!r} named in [tool.flwr.app.components] of "
+            f"{project_dir / 'pyproject.toml'}: {cause}"
+        ) from exc
+
+
 def _owned(name: str, packages: set[str]) -> bool:
     return name.split(".")[0] in packages
 
 
 def load_apps(project_dir: Path) -> FlowerApps:
-    """Import the components named in ``[tool.flwr.app.components]`` from ``project_dir``."""
+    """Import the components named in ``[tool.flwr.app.components]`` from ``project_dir``.
+
+    Raises :class:`AppLoadError` when one cannot be imported (ImportError, SyntaxError, a
+    missing attribute), ValueError when the table is missing or malformed.
+    """
     project_dir = Path(project_dir).resolve()
     server_ref, client_ref = flower_components(project_dir)
     packages = {ref.split(":")[0].split(".")[0] for ref in (server_ref, client_ref)}
@@ -50,12 +72,10 @@ def load_apps(project_dir: Path) -> FlowerApps:
             del sys.modules[name]
         sys.path.insert(0, str(project_dir))
         try:
-            return FlowerApps(server_app=_resolve(server_ref), client_app=_resolve(client_ref))
-        except ImportError as exc:
-            raise ImportError(
-                f"could not import the app of {project_dir}: {exc}. Check "
-                "[tool.flwr.app.components] in its pyproject.toml"
-            ) from exc
+            return FlowerApps(
+                server_app=_load("serverapp", server_ref, project_dir),
+                client_app=_load("clientapp", client_ref, project_dir),
+            )
         finally:
             sys.path.remove(str(project_dir))
             for name in [n for n in sys.modules if _owned(n, packages)]:

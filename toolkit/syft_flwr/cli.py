@@ -43,6 +43,7 @@ def run(
     timeout: float = typer.Option(None, help="seconds to wait for replies each round"),
 ) -> None:
     """Simulate the federation on mock data (one thread per datasite, real transport)."""
+    from syft_flwr.apps import AppLoadError
     from syft_flwr.runtime import parse_config
     from syft_flwr.simulation import SimulationError
     from syft_flwr.simulation import run as simulate
@@ -51,7 +52,7 @@ def run(
         result = simulate(project, mock, run_config=parse_config(run_config), timeout=timeout)
     except SimulationError as exc:
         _fail(str(exc))
-    except (OSError, ValueError) as exc:
+    except (AppLoadError, OSError, ValueError) as exc:  # the app or the inputs are wrong
         _fail(str(exc), code=2)
     typer.echo(
         f"simulation of {result.app_name} completed: {result.rounds} round(s), "

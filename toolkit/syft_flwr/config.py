@@ -61,7 +61,12 @@ class Identity:
                 )
         path = Path(path).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"identity file {path} does not exist")
+            raise FileNotFoundError(
+                f"identity file {path} does not exist: create this party's identity with "
+                "syft_flwr.rds.setup_rds_server(email=..., root_dir=..., key=...) (its path is "
+                f"then <server>.client.config_path), or set {CONFIG_ENV} (or pass --config) "
+                "to an existing identity file"
+            )
         try:
             data = read_json(path)
             return cls(

@@ -292,11 +292,13 @@ def main(project_dir: Path, argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
+    from syft_flwr.apps import AppLoadError
+
     try:
         if role == "aggregator":
             return _aggregate(project_dir, identity, config, args)
         return _serve(project_dir, identity, config, args)
-    except (OSError, ValueError) as exc:
+    except (AppLoadError, OSError, ValueError) as exc:  # AppLoadError: the app's own code
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
 

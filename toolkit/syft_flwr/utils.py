@@ -49,8 +49,19 @@ def get_syftbox_dataset_path() -> Path:
 
 
 def run_syft_flwr() -> bool:
-    """True when this code runs under syft_flwr (a simulation thread or a data owner's job).
+    """Whether this code runs under syft_flwr, i.e. whether :func:`get_syftbox_dataset_path`
+    has a data path to return.
 
-    Lets an app fall back to its own data loading under plain ``flwr run``.
+    True inside a datasite's ClientApp served by syft_flwr: in a simulation thread
+    (``syft_flwr.run`` / ``syft-flwr run``, through a context variable) or in a data owner's
+    approved job (``DATA_DIR`` set by the job runner). False elsewhere, e.g. under plain
+    ``flwr run`` or in a notebook, so an app can fall back to its own data loading::
+
+        if run_syft_flwr():
+            data_dir = get_syftbox_dataset_path()
+        else:
+            data_dir = Path("data/local")
+
+    It only says a path was provided; :func:`get_syftbox_dataset_path` checks it exists.
     """
     return _dataset_path.get() is not None or bool(os.environ.get(DATA_DIR_ENV))

@@ -3,6 +3,7 @@ security log of every file a party refused."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -59,19 +60,26 @@ def write_message(inbox: Path, encoded: EncodedMessage) -> Path:
 
 
 def quarantine(path: Path, quarantine_dir: Path, reason: str) -> Path | None:
-    """Move a bad file out of an inbox, with a note saying why. Returns its new path."""
+    """Move a bad file out of an inbox, with a note saying why. Returns its new path, or
+    None if the file was already gone. Raises OSError when the file cannot be moved (e.g.
+    permission denied, or ``quarantine_dir`` is not a folder); a note that cannot be
+    written is only logged (the file is set aside all the same)."""
     quarantine_dir.mkdir(parents=True, exist_ok=True)
     target = quarantine_dir / f"{time.time_ns()}-{path.name}"
     try:
         try:
             os.replace(path, target)
         except OSError as exc:
-            if exc.errno != 18:  # EXDEV: inbox and private area on different file systems
+            if exc.errno != errno.EXDEV:  # inbox and private area on different file systems
                 raise
             shutil.move(str(path), str(target))
     except FileNotFoundError:
         return None
-    atomic_write_text(target.with_name(target.name + ".reason.txt"), reason + "\n", durable=False)
+    note = target.with_name(target.name + ".reason.txt")
+    try:
+        atomic_write_text(note, reason + "\n", durable=False)
+    except OSError as exc:
+        logger.error(f"could not write {note}: {exc}")
     logger.warning(f"quarantined {path.name} from {path.parent} to {target}: {reason}")
     return target
 
@@ -119,8 +127,21 @@ def refuse(
     receiver: str,
 ) -> QuarantinedFile | None:
     """Quarantine a refused file and record it in the security log. None if the file was
-    already gone (nothing was refused)."""
-    target = quarantine(path, quarantine_dir, f"{error.kind}: {error.reason}")
+    already gone (nothing was refused). If it cannot be moved, the refusal is still logged
+    (``quarantined: null``) and the OSError raised: the caller decides how to go on."""
+    try:
+        target = quarantine(path, quarantine_dir, f"{error.kind}: {error.reason}")
+    except OSError as exc:
+        log_refusal(
+            log_path,
+            receiver=receiver,
+            file=path.name,
+            kind=error.kind,
+            sender=error.sender,
+            reason=f"{error.reason} (could not be set aside: {exc})",
+            quarantined=None,
+        )
+        raise
     if target is None:
         return None
     log_refusal(

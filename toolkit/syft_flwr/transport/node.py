@@ -186,6 +186,9 @@ class DatasiteNode:
         self._watcher: DirectoryWatcher | None = None
         self._serving = threading.Lock()
         self._garbage = 0  # bytes of messages handled since the last garbage collection
+        #: names of refused files that could not be moved out of the inbox: skipped on later
+        #: scans instead of being refused again on every one
+        self._unmovable: set[str] = set()
 
     def stop(self) -> None:
         """Make :meth:`serve` return (callable from any thread)."""
@@ -234,6 +237,8 @@ class DatasiteNode:
             for path in list_inbox(self.inbox):
                 if self._stop.is_set():
                     break
+                if path.name in self._unmovable:
+                    continue
                 outcome = self._handle(path, answered, result, started)
                 last_activity = time.monotonic()
                 if outcome == "stop":
@@ -335,17 +340,22 @@ class DatasiteNode:
                 path.unlink(missing_ok=True)
                 return "failed"
         try:
+            # Recorded as answered *before* the reply is written: at most one reply per
+            # request ever leaves this datasite. A crash between the two loses the reply (the
+            # aggregator times out and names this datasite, which is visible); the other order
+            # would make a restarted node run the app on the private data again and send a
+            # second result (a randomised answer twice), which the grid refuses as a replay.
+            answered.add(message.metadata.message_id)
             write_message(self.aggregator_inbox, encoded)
         except OSError as exc:
             logger.error(
-                f"{self.email}: could not write the reply to {message.metadata.message_id}: {exc}"
+                f"{self.email}: could not send the reply to {message.metadata.message_id}: {exc}"
             )
             result.undelivered.append(f"{message.metadata.message_id}: {exc}")
             path.unlink(missing_ok=True)
             return "failed"
         finally:
             self._scratch.done()
-        answered.add(message.metadata.message_id)
         path.unlink(missing_ok=True)
         result.answered += 1
         self._garbage += envelope.body_length + encoded.size
@@ -442,13 +452,29 @@ class DatasiteNode:
         return reply
 
     def _refuse(self, path: Path, error: MessageFileError, result: NodeResult) -> str:
-        refused = refuse(
-            path,
-            error,
-            quarantine_dir=self.quarantine_dir,
-            log_path=self.security_log,
-            receiver=self.email,
-        )
+        """Quarantine a refused file. If it cannot be moved (permission denied, a broken
+        quarantine folder), log it, leave it in the inbox, skip it on later scans and keep
+        serving; it still counts as refused."""
+        try:
+            refused = refuse(
+                path,
+                error,
+                quarantine_dir=self.quarantine_dir,
+                log_path=self.security_log,
+                receiver=self.email,
+            )
+        except OSError as exc:
+            self._unmovable.add(path.name)
+            logger.error(
+                f"{self.email}: refused {path.name} ({error.kind}: {error.reason}) but could "
+                f"not move it to {self.quarantine_dir}: {exc}; it stays in {path.parent} and "
+                "is skipped until this node restarts"
+            )
+            reason = f"{error.reason} (not set aside: {exc})"
+            result.quarantined.append(
+                QuarantinedFile(str(path), reason, kind=error.kind, sender=error.sender)
+            )
+            return "unmovable"
         if refused is not None:
             result.quarantined.append(refused)
         return "quarantined"
