@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+
+from loguru import logger
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -40,3 +44,14 @@ def missing_tool(path: Path) -> bool:
     import os
 
     return not path.exists() and os.environ.get("CI", "").lower() != "true"
+
+
+@contextlib.contextmanager
+def captured_logs(level: str = "INFO") -> Iterator[list[str]]:
+    """The loguru lines logged at ``level`` or above while the block runs."""
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m)), level=level)
+    try:
+        yield lines
+    finally:
+        logger.remove(sink)

@@ -12,13 +12,13 @@ import pytest
 from flwr.app import ArrayRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp.strategy import FedAvg
-from loguru import logger
 
 from syft_flwr.config import Identity
 from syft_flwr.network import atomic_write_bytes
 from syft_flwr.transport import DatasiteGrid, DatasiteNode, codec, flwr_compat
 from syft_flwr.transport.inbox import private_app_dir
 from syft_flwr.transport.security import MessageKeys
+from tests.support import captured_logs
 from tests.transport.helpers import AGGREGATOR, APP, datasite, federation, make_app, query_message
 
 DELTAS = [[np.full(3, 1.0)], [np.full(3, 2.0)], [np.full(3, 3.0)]]
@@ -41,10 +41,8 @@ def _raising_app() -> ClientApp:
 
 @pytest.fixture
 def warnings_log():
-    lines: list[str] = []
-    sink = logger.add(lambda m: lines.append(str(m)), level="WARNING")
-    yield lines
-    logger.remove(sink)
+    with captured_logs("WARNING") as lines:
+        yield lines
 
 
 def test_app_exception_is_an_error_reply_not_a_timeout(tmp_path: Path, warnings_log) -> None:

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
-from loguru import logger
 
 from syft_flwr.network import Network
 from syft_flwr.transport import DatasiteGrid, DatasiteNode, NodeResult, inbox, node
 from syft_flwr.transport.inbox import private_app_dir
+from tests.support import captured_logs
 from tests.transport.helpers import (
     AGGREGATOR,
     APP,
@@ -33,10 +33,8 @@ COUNTS = [1, 2]
 
 @pytest.fixture
 def log_lines():
-    lines: list[str] = []
-    sink = logger.add(lambda m: lines.append(str(m)), level="INFO")
-    yield lines
-    logger.remove(sink)
+    with captured_logs("INFO") as lines:
+        yield lines
 
 
 def _node(fed, email: str, app: ClientApp | None = None, **kwargs) -> DatasiteNode:

@@ -129,28 +129,24 @@ def refuse(
     """Quarantine a refused file and record it in the security log. None if the file was
     already gone (nothing was refused). If it cannot be moved, the refusal is still logged
     (``quarantined: null``) and the OSError raised: the caller decides how to go on."""
-    try:
-        target = quarantine(path, quarantine_dir, f"{error.kind}: {error.reason}")
-    except OSError as exc:
+
+    def record(reason: str, quarantined: str | None) -> None:
         log_refusal(
             log_path,
             receiver=receiver,
             file=path.name,
             kind=error.kind,
             sender=error.sender,
-            reason=f"{error.reason} (could not be set aside: {exc})",
-            quarantined=None,
+            reason=reason,
+            quarantined=quarantined,
         )
+
+    try:
+        target = quarantine(path, quarantine_dir, f"{error.kind}: {error.reason}")
+    except OSError as exc:
+        record(f"{error.reason} (could not be set aside: {exc})", None)
         raise
     if target is None:
         return None
-    log_refusal(
-        log_path,
-        receiver=receiver,
-        file=path.name,
-        kind=error.kind,
-        sender=error.sender,
-        reason=error.reason,
-        quarantined=str(target),
-    )
+    record(error.reason, str(target))
     return QuarantinedFile(str(target), error.reason, kind=error.kind, sender=error.sender)
