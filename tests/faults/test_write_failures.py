@@ -235,7 +235,7 @@ def test_datasite_on_a_full_disk_reports_the_path_and_the_aggregator_names_it(
         assert f"datasite {DO1} failed: did not answer within 3 s" in done.stderr
         assert f"datasite {DO2} failed" not in done.stderr
         assert _write_error(served.stderr, fed.inbox(AGGREGATOR), "File too large"), served
-        assert f"{DO1}: could not write the reply" in served.stderr
+        assert f"{DO1}: could not send the reply" in served.stderr
         assert "stop message received" in served.stderr  # it kept serving, then stopped
         assert leftovers(fed.inbox(AGGREGATOR)) == []
         _no_partial_files(fed)
