@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import secrets
 import threading
@@ -51,6 +50,7 @@ from syft_flwr.transport.settings import (
     MESSAGE_TTL_ENV,
     MSG_TIMEOUT_ENV,
     RESCAN_INTERVAL,
+    collect_garbage,
     resolve_flag,
     resolve_max_bytes,
     resolve_seconds,
@@ -326,7 +326,7 @@ class DatasiteGrid(Grid):
             if self._garbage >= COLLECT_AFTER_BYTES:
                 # free earlier replies (see settings.COLLECT_AFTER_BYTES) while the datasites
                 # work on the new messages
-                gc.collect()
+                collect_garbage()
                 self._garbage = 0
             deadline = started + limit
             replies: dict[str, Message] = {}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import gc
 import os
 import threading
 import time
@@ -52,6 +51,7 @@ from syft_flwr.transport.settings import (
     MESSAGE_TTL_ENV,
     QUIET_BEFORE_COLLECT,
     RESCAN_INTERVAL,
+    collect_garbage,
     resolve_flag,
     resolve_max_bytes,
     resolve_seconds,
@@ -250,7 +250,7 @@ class DatasiteNode:
                     timeout=QUIET_BEFORE_COLLECT
                 ):
                     continue  # another message: serve it first, collect when quiet
-                gc.collect()  # see settings.COLLECT_AFTER_BYTES
+                collect_garbage()  # see settings.COLLECT_AFTER_BYTES
                 self._garbage = 0
                 continue
             idle = time.monotonic() - last_activity

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import threading
 
 MSG_TIMEOUT_ENV = "SYFT_FLWR_MSG_TIMEOUT"
 DEFAULT_MSG_TIMEOUT = 120.0
@@ -78,6 +80,16 @@ def resolve_max_bytes(value: int | None) -> int:
 COLLECT_AFTER_BYTES = 256 * 1024 * 1024
 COLLECT_NOW_BYTES = 1024 * 1024 * 1024
 QUIET_BEFORE_COLLECT = 0.05
+_COLLECTING = threading.Lock()
+
+
+def collect_garbage() -> None:
+    """A full garbage collection, one thread at a time. CPython's ``gc.collect()`` does
+    nothing while another thread's collection is running (its finalizers may let other
+    threads run), so a grid and a node in one process (a simulation) would otherwise skip
+    each other's collections and keep large replies alive."""
+    with _COLLECTING:
+        gc.collect()
 
 
 _TRUE = {"1", "true", "yes", "on"}
