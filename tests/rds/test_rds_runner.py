@@ -100,11 +100,16 @@ def test_run_mock_uses_the_mock_dir_and_private_the_private(net, tmp_path: Path)
     assert [r["kind"] for r in net.admin.store.load(job.uid)["runs"]] == ["mock", "private"]
 
 
-def test_environment_and_working_directory(net, tmp_path: Path) -> None:
+def test_environment_and_working_directory(net, tmp_path: Path, monkeypatch) -> None:
+    # secrets in the data owner's environment never reach approved code
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp-secret")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret")
+    monkeypatch.setenv("SYFT_FLWR_IDLE_TIMEOUT", "77")  # the toolkit's own settings do
     main = (
         "import json, os, sys\n"
         "keys = ['DATA_DIR', 'OUTPUT_DIR', 'SYFTBOX_CLIENT_CONFIG_PATH',\n"
-        "        'FLWR_TELEMETRY_ENABLED', 'PYTHONUNBUFFERED', 'EXTRA']\n"
+        "        'FLWR_TELEMETRY_ENABLED', 'PYTHONUNBUFFERED', 'EXTRA', 'PATH',\n"
+        "        'SYFT_FLWR_IDLE_TIMEOUT', 'GITHUB_TOKEN', 'AWS_SECRET_ACCESS_KEY']\n"
         "info = {k: os.environ.get(k) for k in keys}\n"
         "info.update(cwd=os.getcwd(), argv=sys.argv, python=sys.executable)\n"
         "open(os.path.join(os.environ['OUTPUT_DIR'], 'env.json'), 'w').write(json.dumps(info))\n"
@@ -115,6 +120,8 @@ def test_environment_and_working_directory(net, tmp_path: Path) -> None:
     assert info["SYFTBOX_CLIENT_CONFIG_PATH"] == str(net.do.client.config_path)
     assert info["FLWR_TELEMETRY_ENABLED"] == "0" and info["PYTHONUNBUFFERED"] == "1"
     assert info["EXTRA"] == "yes"
+    assert info["GITHUB_TOKEN"] is None and info["AWS_SECRET_ACCESS_KEY"] is None
+    assert info["SYFT_FLWR_IDLE_TIMEOUT"] == "77" and info["PATH"] == os.environ["PATH"]
     assert info["OUTPUT_DIR"] == str(handle.output_dir)
     assert info["argv"] == ["main.py"]
     assert Path(info["python"]).resolve() == Path(sys.executable).resolve()

@@ -51,6 +51,43 @@ RESERVED_ENV = (
 )
 #: refusal reasons copied into one audit entry (the security logs keep them all)
 AUDITED_REASONS = 20
+#: What a job inherits from the data owner's environment: what Python, numpy and matplotlib
+#: need to run, the toolkit's own settings, and nothing else (no tokens, keys or passwords
+#: that happen to be set where the data owner works). Names ending in ``*`` are prefixes.
+#: Pass anything else a job needs explicitly: ``run_private(job, env={...})``.
+INHERITED_ENV = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "LC_*",
+    "TZ",
+    "TMPDIR",
+    "TEMP",
+    "TMP",
+    "TERM",
+    "LD_LIBRARY_PATH",
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+    "PYTHON*",
+    "SYFT_FLWR_*",
+    "FLWR_*",
+    "MPL*",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+)
+
+
+def inherited_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The part of ``environ`` (default: this process's) a job may see; see INHERITED_ENV."""
+    environ = dict(os.environ if environ is None else environ)
+    exact = {name for name in INHERITED_ENV if not name.endswith("*")}
+    prefixes = tuple(name[:-1] for name in INHERITED_ENV if name.endswith("*"))
+    return {k: v for k, v in environ.items() if k in exact or k.startswith(prefixes)}
+
 
 _active: weakref.WeakSet[RunHandle] = weakref.WeakSet()
 
@@ -388,7 +425,7 @@ def start_run(
     api._mirror(uid, state)
 
     run_env = {
-        **os.environ,
+        **inherited_env(),
         **extra,
         "DATA_DIR": str(data_dir),
         "OUTPUT_DIR": record["output_dir"],
