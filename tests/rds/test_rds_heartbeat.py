@@ -113,7 +113,13 @@ def test_the_owner_pauses_while_its_job_publishes_and_resumes_after(net, tmp_pat
     job = approved(net, tmp_path, main=PUBLISHING_JOB, name="publishing")
     handle = net.admin.run_private(job, blocking=False, timeout=60)
     try:
-        wait_for(lambda: _status(net).get("pid") == handle.pid, "the job's own heartbeat")
+        # the job's first beat comes before it names what it runs: wait for the one that does
+        wait_for(
+            lambda: (
+                _status(net).get("pid") == handle.pid and _status(net)["running"]["job"] == job.uid
+            ),
+            "the job's own heartbeat",
+        )
         # for more than two of the session's beats, status.json stays the job's
         deadline = time.monotonic() + 4.5
         while time.monotonic() < deadline:
