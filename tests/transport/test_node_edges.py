@@ -185,3 +185,23 @@ def test_msg_timeout_from_the_environment_names_the_silent_datasite(
         grid.close()
     assert grid.report.failures() == {datasite(1): "did not answer within 1 s"}
     assert any("no reply within 1 s" in line and datasite(1) in line for line in log_lines)
+
+
+def test_the_grid_skips_a_refused_file_it_cannot_move_and_gets_its_reply(
+    tmp_path: Path, log_lines
+) -> None:
+    with federation(tmp_path, DELTAS[:1], COUNTS[:1]) as fed:
+        grid = fed.grid
+        junk = grid.inbox / "notes.txt"
+        junk.write_text("not a reply")
+        grid.quarantine_dir.parent.mkdir(parents=True, exist_ok=True)
+        grid.quarantine_dir.write_text("a file where the quarantine folder should be")
+        for _ in range(2):  # the second exchange scans the inbox again
+            replies = list(grid.send_and_receive([query_message(grid, datasite(1))]))
+            assert len(replies) == 1 and not replies[0].has_error()
+
+    assert junk.exists()  # left where it was
+    (refused,) = grid.report.quarantined  # refused once, not on every scan
+    assert Path(refused.path).name == "notes.txt" and not refused.set_aside
+    assert "not set aside" in refused.reason
+    assert len([line for line in log_lines if "could not move it" in line]) == 1

@@ -11,6 +11,8 @@ from syft_flwr.network.atomic import atomic_write_json, read_json
 from syft_flwr.network.layout import Network, validate_email, validate_name
 
 CONFIG_ENV = "SYFTBOX_CLIENT_CONFIG_PATH"
+#: The id of the approved job a process runs for (set by a data owner's job runner).
+JOB_ID_ENV = "SYFT_FLWR_JOB_ID"
 IDENTITY_VERSION = 1
 
 

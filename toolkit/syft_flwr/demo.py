@@ -168,13 +168,12 @@ def _size(n: int) -> str:
 
 def review_text(job: Job) -> list[str]:
     """What a data owner reads before approving: each file with its size, the entrypoint's start."""
+    from syft_flwr.rds.code import scan_code  # the file list the job was hashed over
+
     root = Path(job.code_path)
-    files = sorted(p for p in root.rglob("*") if p.is_file())
+    files = scan_code(root)
     lines = [f"job {job.uid} '{job.name}' from {job.submitter}, {len(files)} files:"]
-    lines += [
-        f"  {_size(p.stat().st_size):>9}  {p.relative_to(root).as_posix()}"
-        for p in files[:REVIEW_FILES]
-    ]
+    lines += [f"  {_size((root / rel).stat().st_size):>9}  {rel}" for rel in files[:REVIEW_FILES]]
     if len(files) > REVIEW_FILES:
         lines.append(f"  ... and {len(files) - REVIEW_FILES} more")
     code = (root / job.entrypoint).read_text(encoding="utf-8", errors="replace").splitlines()

@@ -22,6 +22,7 @@ from loguru import logger
 
 from syft_flwr.config import (
     CONFIG_ENV,
+    JOB_ID_ENV,
     Identity,
     ProjectConfig,
     flower_run_config,
@@ -194,7 +195,7 @@ def run_datasite(
     )
     with heartbeat:
         # the job runner names the job it runs; a datasite started by hand has none
-        heartbeat.update(app=config.app_name, job=os.environ.get("SYFT_FLWR_JOB_ID") or None)
+        heartbeat.update(app=config.app_name, job=os.environ.get(JOB_ID_ENV) or None)
         return node.serve()
 
 

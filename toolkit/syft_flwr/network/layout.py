@@ -7,6 +7,7 @@
   datasites/<email>/app_data/rds/jobs/<job_id>/ jobs submitted TO this datasite
   datasites/<email>/app_data/flwr/<app>/inbox/  Flower messages dropped for this party
   private/<email>/                              never shared: identity, data, runs, audit log
+  private/<email>/flwr/<app>/security.jsonl     every message file the party refused
 ```
 """
 
@@ -20,6 +21,7 @@ _EMAIL = re.compile(
     r"^[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+SECURITY_LOG = "security.jsonl"
 
 
 def validate_email(email: str) -> str:
@@ -94,3 +96,15 @@ class Network:
 
     def identity_path(self, email: str) -> Path:
         return self.private_dir(email) / "identity.json"
+
+    def flwr_private_dir(self, email: str, app_name: str) -> Path:
+        """``private/<email>/flwr/<app>/``: a party's own records for an app."""
+        return self.private_dir(email) / "flwr" / validate_name(app_name, "app name")
+
+    def security_log(self, email: str, app_name: str) -> Path:
+        """Every message file ``email`` refused for ``app_name`` (JSON lines)."""
+        return self.flwr_private_dir(email, app_name) / SECURITY_LOG
+
+    def security_logs(self, email: str) -> list[Path]:
+        """The security logs of all of ``email``'s apps."""
+        return sorted((self.private_dir(email) / "flwr").glob(f"*/{SECURITY_LOG}"))

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from loguru import logger
 
+from syft_flwr.network.atomic import is_temporary
+
 _observer_lock = threading.Lock()
 _observer = None  # one watchdog Observer (one thread) shared by every watcher of the process
 
@@ -95,7 +97,7 @@ class DirectoryWatcher:
             class _Handler(FileSystemEventHandler):
                 def on_any_event(self, event) -> None:  # noqa: ANN001 - watchdog's type
                     path = getattr(event, "dest_path", "") or event.src_path
-                    if not Path(str(path)).name.startswith("."):
+                    if not is_temporary(Path(str(path)).name):
                         changed.set()
 
             self._observer = _shared_observer()
@@ -143,9 +145,9 @@ class DirectoryWatcher:
                 with contextlib.suppress(BlockingIOError):
                     os.read(self._wake_r, 4096)
                 self._changed.set()
-            # hidden names are writers' temporary files: only finished files count
+            # only finished files count, not a writer's temporary name
             if self._inotify.fileno() in ready and any(
-                not e.name.startswith(".") for e in self._inotify.read(timeout=0)
+                not is_temporary(e.name) for e in self._inotify.read(timeout=0)
             ):
                 self._changed.set()
         woke = self._changed.is_set()

@@ -20,12 +20,13 @@ import sys
 import threading
 import time
 import weakref
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from syft_flwr.config import CONFIG_ENV
+from syft_flwr.config import CONFIG_ENV, JOB_ID_ENV
 from syft_flwr.rds._files import utc_now
 from syft_flwr.rds.code import copy_code
 from syft_flwr.rds.datasets import private_data_dir
@@ -34,12 +35,11 @@ from syft_flwr.rds.jobs import JobRef
 from syft_flwr.rds.state import RUNNABLE, JobStatus, set_status
 
 if TYPE_CHECKING:
+    from syft_flwr.network.layout import Network
     from syft_flwr.rds.server import Session
 
 DEFAULT_TIMEOUT = 3600.0
 KILL_GRACE_SECONDS = 3.0
-#: The id of the job a process runs for (its heartbeat says so).
-JOB_ID_ENV = "SYFT_FLWR_JOB_ID"
 #: Variables the runner sets; a caller's ``env`` may not replace them.
 RESERVED_ENV = (
     "DATA_DIR",
@@ -153,7 +153,6 @@ class RunHandle:
     # -- internals ----------------------------------------------------------------------------
     def _start(self, argv: list[str], cwd: Path, env: dict[str, str], blocking: bool) -> None:
         started = time.monotonic()
-        self._started_at = time.time()
         try:
             with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
                 self._proc = subprocess.Popen(
@@ -259,11 +258,9 @@ class RunHandle:
         """Copy what the job's datasite node refused during the run (forged, altered,
         replayed, misaddressed message files) from its security logs into the audit log."""
         s = self._session
-        refused = refused_messages_since(s.network.private_dir(s.host), self._started_at)
+        refused = refused_messages_since(s.network, s.host, self._started_at)
         if refused:
-            kinds: dict[str, int] = {}
-            for entry in refused:
-                kinds[str(entry.get("kind"))] = kinds.get(str(entry.get("kind")), 0) + 1
+            kinds = dict(Counter(str(entry.get("kind")) for entry in refused))
             s.audit.append(
                 "messages_refused",
                 job_id=self.job_uid,
@@ -287,12 +284,12 @@ class RunHandle:
         )
 
 
-def refused_messages_since(private_dir: Path, since: float) -> list[dict[str, Any]]:
-    """Refusals recorded since ``since`` (epoch s) in the security logs of a party's Flower
-    apps, ``<private>/flwr/<app>/security.jsonl`` (see syft_flwr.transport.inbox), oldest
-    first. Unreadable lines are skipped: the logs are the node's, this only summarises."""
+def refused_messages_since(network: Network, email: str, since: float) -> list[dict[str, Any]]:
+    """Refusals recorded since ``since`` (epoch s) in the security logs of ``email``'s Flower
+    apps (:meth:`Network.security_logs`), oldest first. Unreadable lines are skipped: the logs
+    are the node's, this only summarises them."""
     found: list[dict[str, Any]] = []
-    for log in sorted((private_dir / "flwr").glob("*/security.jsonl")):
+    for log in network.security_logs(email):
         try:
             lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError:

@@ -160,6 +160,7 @@ class DatasiteGrid(Grid):
         self._replies: dict[str, Message] = {}  # request id -> reply, not yet pulled
         self._unsent: dict[str, str] = {}  # request id -> why it could not be written
         self._scratch = Scratch()
+        self._unmovable: set[str] = set()  # refused files that could not be set aside
         self._calls = 0
         self._round: int | None = None  # the round the observer was last told about
         self._garbage = 0  # bytes of replies received since the last garbage collection
@@ -443,6 +444,8 @@ class DatasiteGrid(Grid):
     def _collect(self) -> None:
         """Read every reply file in the inbox into ``_replies`` (or refuse it)."""
         for path in list_inbox(self.inbox):
+            if path.name in self._unmovable:
+                continue
             got = self._read_reply(path)
             if got is None:
                 continue
@@ -541,7 +544,15 @@ class DatasiteGrid(Grid):
             receiver=self.aggregator,
         )
         if refused is not None:
-            self.report.add_quarantined(refused.path, refused.reason, refused.kind, refused.sender)
+            self.report.add_quarantined(
+                refused.path,
+                refused.reason,
+                refused.kind,
+                refused.sender,
+                set_aside=refused.set_aside,
+            )
+            if not refused.set_aside:
+                self._unmovable.add(path.name)
 
 
 def server_round(messages: Sequence[Message]) -> int | None:

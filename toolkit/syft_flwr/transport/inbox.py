@@ -17,17 +17,15 @@ from syft_flwr.transport.codec import EncodedMessage
 from syft_flwr.transport.errors import MessageFileError
 from syft_flwr.transport.report import QuarantinedFile
 
-SECURITY_LOG = "security.jsonl"
-
 
 def private_app_dir(network: Network, email: str, app_name: str) -> Path:
     """``private/<email>/flwr/<app>/``: a party's own records for an app (never synced)."""
-    return network.private_dir(email) / "flwr" / app_name
+    return network.flwr_private_dir(email, app_name)
 
 
 def security_log_path(network: Network, email: str, app_name: str) -> Path:
     """``private/<email>/flwr/<app>/security.jsonl``: every file ``email`` refused for the app."""
-    return private_app_dir(network, email, app_name) / SECURITY_LOG
+    return network.security_log(email, app_name)
 
 
 def list_inbox(inbox: Path) -> list[Path]:
@@ -127,8 +125,10 @@ def refuse(
     receiver: str,
 ) -> QuarantinedFile | None:
     """Quarantine a refused file and record it in the security log. None if the file was
-    already gone (nothing was refused). If it cannot be moved, the refusal is still logged
-    (``quarantined: null``) and the OSError raised: the caller decides how to go on."""
+    already gone (nothing was refused). A file that cannot be moved (permission denied, a
+    broken quarantine folder) stays where it is: the refusal is logged all the same
+    (``quarantined: null``) and comes back with ``set_aside=False``, for the reader to skip it
+    on its later scans rather than refuse it again and again."""
 
     def record(reason: str, quarantined: str | None) -> None:
         log_refusal(
@@ -144,8 +144,14 @@ def refuse(
     try:
         target = quarantine(path, quarantine_dir, f"{error.kind}: {error.reason}")
     except OSError as exc:
-        record(f"{error.reason} (could not be set aside: {exc})", None)
-        raise
+        logger.error(
+            f"{receiver}: refused {path.name} ({error.kind}: {error.reason}) but could not "
+            f"move it to {quarantine_dir}: {exc}; it stays in {path.parent} and is skipped "
+            "until its reader restarts"
+        )
+        reason = f"{error.reason} (not set aside: {exc})"
+        record(reason, None)
+        return QuarantinedFile(str(path), reason, error.kind, error.sender, set_aside=False)
     if target is None:
         return None
     record(error.reason, str(target))

@@ -452,29 +452,16 @@ class DatasiteNode:
         return reply
 
     def _refuse(self, path: Path, error: MessageFileError, result: NodeResult) -> str:
-        """Quarantine a refused file. If it cannot be moved (permission denied, a broken
-        quarantine folder), log it, leave it in the inbox, skip it on later scans and keep
-        serving; it still counts as refused."""
-        try:
-            refused = refuse(
-                path,
-                error,
-                quarantine_dir=self.quarantine_dir,
-                log_path=self.security_log,
-                receiver=self.email,
-            )
-        except OSError as exc:
-            self._unmovable.add(path.name)
-            logger.error(
-                f"{self.email}: refused {path.name} ({error.kind}: {error.reason}) but could "
-                f"not move it to {self.quarantine_dir}: {exc}; it stays in {path.parent} and "
-                "is skipped until this node restarts"
-            )
-            reason = f"{error.reason} (not set aside: {exc})"
-            result.quarantined.append(
-                QuarantinedFile(str(path), reason, kind=error.kind, sender=error.sender)
-            )
-            return "unmovable"
+        """Quarantine a refused file (one that cannot be moved is skipped from then on)."""
+        refused = refuse(
+            path,
+            error,
+            quarantine_dir=self.quarantine_dir,
+            log_path=self.security_log,
+            receiver=self.email,
+        )
         if refused is not None:
             result.quarantined.append(refused)
+            if not refused.set_aside:
+                self._unmovable.add(path.name)
         return "quarantined"

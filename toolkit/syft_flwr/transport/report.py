@@ -62,12 +62,15 @@ class RoundReport:
 @dataclass(frozen=True)
 class QuarantinedFile:
     """A file a party refused and set aside; ``kind`` is one of
-    :data:`syft_flwr.transport.errors.KINDS`, ``sender`` the sender it claimed (if known)."""
+    :data:`syft_flwr.transport.errors.KINDS`, ``sender`` the sender it claimed (if known).
+    ``set_aside`` is False for a file that could not be moved: it is still at ``path``, in
+    the inbox, and its reader skips it from then on."""
 
     path: str
     reason: str
     kind: str = "malformed"
     sender: str | None = None
+    set_aside: bool = True
 
 
 def count_refusals(files: list[QuarantinedFile]) -> dict[str, int]:
@@ -159,10 +162,16 @@ class RunReport:
         return count_refusals(self.quarantined)
 
     def add_quarantined(
-        self, path: str, reason: str, kind: str = "malformed", sender: str | None = None
+        self,
+        path: str,
+        reason: str,
+        kind: str = "malformed",
+        sender: str | None = None,
+        *,
+        set_aside: bool = True,
     ) -> None:
         with self._lock:
-            self.quarantined.append(QuarantinedFile(path, reason, kind, sender))
+            self.quarantined.append(QuarantinedFile(path, reason, kind, sender, set_aside))
 
     def add_late(self, email: str) -> None:
         with self._lock:
