@@ -433,7 +433,7 @@ def draw_project_layout() -> Path:
         "    data = get_syftbox_dataset_path()\n"
         "    # mock data in a simulation,\n"
         "    # private data in a DO's job\n"
-        "    frame = load_data(data)\n"
+        "    table = load_data(data)\n"
         "    ..."
     )
     text(

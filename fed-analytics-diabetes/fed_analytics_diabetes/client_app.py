@@ -9,26 +9,22 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 from flwr.common import log
 
-from fed_analytics_diabetes.settings import DATA_FILES, bin_edges
+from fed_analytics_diabetes.settings import DATA_FILES, FEATURES, LABEL, bin_edges
 from fed_analytics_diabetes.statistics import edges_from_query, local_statistics
+from fed_analytics_diabetes.table import Table, concat, read_columns, rows
 from syft_flwr.utils import get_syftbox_dataset_path
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 app = ClientApp()
 
 
-def load_data(data_dir: Path) -> pd.DataFrame:
-    """The rows of ``train.csv`` and ``test.csv`` in ``data_dir`` (at least one must exist)."""
-    import pandas as pd
-
+def load_data(data_dir: Path) -> Table:
+    """The feature and label columns of ``train.csv`` and ``test.csv`` in ``data_dir``, one
+    after the other (at least one of the files must exist)."""
     present = [data_dir / name for name in DATA_FILES if (data_dir / name).is_file()]
     if not present:
         found = sorted(p.name for p in data_dir.iterdir()) if data_dir.is_dir() else []
@@ -39,7 +35,7 @@ def load_data(data_dir: Path) -> pd.DataFrame:
     for name in DATA_FILES:
         if not (data_dir / name).is_file():
             log(logging.WARNING, "%s has no %s; using %s only", data_dir, name, present[0].name)
-    return pd.concat([pd.read_csv(path) for path in present], ignore_index=True)
+    return concat([read_columns(path, [*FEATURES, LABEL]) for path in present])
 
 
 @app.query()
@@ -49,13 +45,13 @@ def query(msg: Message, context: Context) -> Message:
     edges = edges_from_query(msg.content)
     if edges is None:
         edges = bin_edges(context.run_config)
-    frame = load_data(data_dir)
-    stats = local_statistics(frame, edges)
+    table = load_data(data_dir)
+    stats = local_statistics(table, edges)
     log(
         logging.INFO,
         "answering query %s with statistics of %d rows (%s)",
         msg.metadata.group_id,
-        len(frame),
+        rows(table),
         ", ".join(f"y={o}: {n}" for o, n in stats.rows.items()),
     )
     return Message(stats.to_recorddict(), reply_to=msg)

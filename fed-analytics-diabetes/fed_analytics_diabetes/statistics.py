@@ -8,16 +8,14 @@ sums add up, so the aggregate equals the statistics of the union of all datasite
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from flwr.app import ConfigRecord, MetricRecord, RecordDict
 
 from fed_analytics_diabetes.settings import FEATURES, LABEL, OUTCOMES, check_edges
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 # the records of a reply
 ROWS, TOTALS, HISTOGRAMS, BINS = "rows", "totals", "histograms", "bins"
@@ -190,38 +188,40 @@ class Statistics:
         }
 
 
-def local_statistics(frame: pd.DataFrame, edges: dict[str, list[float]]) -> Statistics:
-    """The statistics of one datasite's rows (``frame`` has the feature columns and ``y``)."""
-    missing = [c for c in [*FEATURES, LABEL] if c not in frame.columns]
+def local_statistics(table: Mapping[str, np.ndarray], edges: dict[str, list[float]]) -> Statistics:
+    """The statistics of one datasite's rows: ``table`` maps the feature columns and ``y`` to
+    float arrays, NaN where a value is missing (see :mod:`fed_analytics_diabetes.table`).
+
+    Computed as pandas would on the same rows: missing values are left out of counts, sums
+    and histograms.
+    """
+    missing = [c for c in [*FEATURES, LABEL] if c not in table]
     if missing:
         raise ValueError(
             f"the data lacks column(s) {missing}; expected {[*FEATURES, LABEL]} "
             "(the Pima diabetes schema, label column 'y')"
         )
-    labels = frame[LABEL]
-    unexpected = sorted(set(labels.dropna().unique()) - set(OUTCOMES), key=str)
-    if unexpected or labels.isna().any():
-        raise ValueError(
-            f"column {LABEL!r} must hold only {list(OUTCOMES)}; found "
-            f"{unexpected or 'missing values'}"
-        )
-    from pandas.api.types import is_bool_dtype, is_numeric_dtype
-
-    for feature in FEATURES:
-        dtype = frame[feature].dtype
-        if not is_numeric_dtype(dtype) or is_bool_dtype(dtype):
-            raise ValueError(f"column {feature!r} is not numeric (dtype {dtype})")
+    labels = np.asarray(table[LABEL], dtype=float)
+    unexpected = sorted(set(labels[~np.isin(labels, OUTCOMES)].tolist()), key=str)
+    if unexpected:
+        found = "missing values" if all(np.isnan(unexpected)) else unexpected
+        raise ValueError(f"column {LABEL!r} must hold only {list(OUTCOMES)}; found {found}")
     stats = Statistics()
     for o in OUTCOMES:
-        part = frame[labels == o]
-        stats.rows[o] = len(part)
+        part = labels == o
+        stats.rows[o] = int(part.sum())
         for feature in FEATURES:
-            column = part[feature]
+            column = np.asarray(table[feature], dtype=float)[part]
+            present = ~np.isnan(column)
             stats.totals.setdefault(feature, {})[o] = Totals(
-                count=int(column.count()), sum=float(column.sum()), zeros=int((column == 0).sum())
+                count=int(present.sum()),
+                # missing values count as 0 in the sum, in the same order as pandas adds them
+                sum=float(np.where(present, column, 0.0).sum()),
+                zeros=int((column == 0).sum()),
             )
         for feature, feature_edges in edges.items():
-            values = part[feature].dropna().to_numpy(dtype=float)
+            values = np.asarray(table[feature], dtype=float)[part]
+            values = values[~np.isnan(values)]
             counts, _ = np.histogram(values, bins=feature_edges)
             stats.histograms.setdefault(feature, {})[o] = Histogram(
                 list(feature_edges),

@@ -11,8 +11,6 @@ import uuid
 from importlib import resources
 from pathlib import Path
 
-import tomlkit
-
 from syft_flwr.config import flower_components, read_pyproject
 from syft_flwr.network.atomic import atomic_write_text
 from syft_flwr.network.layout import validate_email, validate_name
@@ -76,6 +74,8 @@ def bootstrap(
             f"{project_dir} is already bootstrapped ({what} exists); call "
             "bootstrap(..., overwrite=True) (CLI: --overwrite) to rewrite it"
         )
+
+    import tomlkit  # here, not at the top: `import syft_flwr` need not load it
 
     doc = tomlkit.parse(pyproject_path.read_text(encoding="utf-8"))
     table = tomlkit.table()

@@ -28,6 +28,7 @@ from syft_flwr.config import (
     flower_run_config,
     load_project_config,
 )
+from syft_flwr.process_exit import skip_collections_at_exit
 from syft_flwr.utils import DATA_DIR_ENV
 
 if TYPE_CHECKING:
@@ -276,6 +277,7 @@ def _configure_logging() -> None:
 def main(project_dir: Path, argv: list[str] | None = None) -> int:
     """Entry point of a generated ``main.py``; returns the process exit code."""
     os.environ["FLWR_TELEMETRY_ENABLED"] = "0"
+    skip_collections_at_exit()
     args = _parser().parse_args(argv)
     _configure_logging()
     if not args.active and not os.environ.get(DATA_DIR_ENV):

@@ -23,6 +23,7 @@ from loguru import logger
 from syft_flwr.config import Identity, ProjectConfig, load_project_config
 from syft_flwr.network.layout import Network
 from syft_flwr.party_logs import party_context, party_log_files
+from syft_flwr.process_exit import skip_collections_at_exit
 from syft_flwr.runtime import describe_node_result, run_config_for
 
 if TYPE_CHECKING:
@@ -141,6 +142,7 @@ def run(
     from syft_flwr.monitor import Heartbeat, HeartbeatObserver, ObserverFanout, monitor_run
     from syft_flwr.transport import DatasiteGrid, DatasiteNode
 
+    skip_collections_at_exit()  # a script's exit after a run: ~0.5 s less (see the module)
     project_dir = Path(project_dir).expanduser().resolve()
     config = load_project_config(project_dir)
     mocks = [Path(p).expanduser().resolve() for p in mock_paths]
