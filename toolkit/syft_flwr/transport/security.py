@@ -28,8 +28,8 @@ from syft_flwr.config import Identity
 from syft_flwr.network import Network, validate_email
 from syft_flwr.transport.errors import MessageFileError
 
-#: what a message signature is made for (see :func:`syft_flwr.keys.signed_bytes`)
-SIGNATURE_DOMAIN = "flwr.message.v2"
+#: what a message signature is made for (see :func:`syft_flwr.keys.signed_raw_bytes`)
+SIGNATURE_DOMAIN = "flwr.message.v3"
 CIPHER = "x25519-hkdf-sha256-aes-256-gcm"
 SALT_BYTES = 16
 TAG_BYTES = 16
