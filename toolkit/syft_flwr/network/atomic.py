@@ -56,9 +56,11 @@ def atomic_write_bytes(
                     view = view[written:]
             if durable:
                 os.fsync(fd)
+            # renamed before it is closed: the close event a folder watcher sees names the
+            # finished file, so a reader is never woken for the temporary one
+            os.replace(tmp, path)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -230,14 +230,14 @@ class Envelope:
         """Validate a decoded header (raises MessageFileError)."""
         if not isinstance(data, dict):
             raise MessageFileError("header is not a JSON object")
-        claimed = data.get("sender") if isinstance(data.get("sender"), str) else None
+        sender = data.get("sender")
+        claimed = sender if isinstance(sender, str) else None
 
         def bad(reason: str) -> MessageFileError:
             return MessageFileError(reason, sender=claimed)
 
-        expected = set(_HEADER_FIELDS)
-        if set(data) != expected:
-            missing, extra = expected - set(data), set(data) - expected
+        if data.keys() != _HEADER_KEYS:
+            missing, extra = _HEADER_KEYS - data.keys(), data.keys() - _HEADER_KEYS
             raise bad(
                 f"header fields are wrong (missing {sorted(missing)}, unknown {sorted(extra)})"
             )
@@ -250,15 +250,16 @@ class Envelope:
             validate_name(data["app_name"], "app name")
         except ValueError:
             raise bad(f"header app_name {data['app_name']!r:.80} is invalid") from None
-        if not is_message_id(data["message_id"]):
-            raise bad(f"header message_id {data['message_id']!r:.80} is invalid")
-        if data["kind"] not in _KINDS:
-            raise bad(f"header kind {data['kind']!r:.80} is not one of {_KINDS}")
-        if data["reply_to"] != "" and not is_message_id(data["reply_to"]):
-            raise bad(f"header reply_to {data['reply_to']!r:.80} is invalid")
+        message_id, kind, reply_to = data["message_id"], data["kind"], data["reply_to"]
+        if not is_message_id(message_id):
+            raise bad(f"header message_id {message_id!r:.80} is invalid")
+        if kind not in _KINDS:
+            raise bad(f"header kind {kind!r:.80} is not one of {_KINDS}")
+        if reply_to != "" and not is_message_id(reply_to):
+            raise bad(f"header reply_to {reply_to!r:.80} is invalid")
         created_at = data["created_at"]
         if (
-            not isinstance(created_at, int | float)
+            not isinstance(created_at, (int, float))
             or isinstance(created_at, bool)
             or not math.isfinite(created_at)
         ):
@@ -292,7 +293,7 @@ class Envelope:
         else:
             if (
                 not isinstance(encryption, dict)
-                or set(encryption) != {"alg", "salt"}
+                or encryption.keys() != _ENCRYPTION_KEYS
                 or encryption["alg"] != CIPHER
                 or _b64decode(encryption["salt"], SALT_BYTES) is None
             ):
@@ -311,27 +312,29 @@ class Envelope:
             if not ok:
                 raise bad("header checksums of an encrypted body must be one GCM tag per segment")
             salt = encryption["salt"]
-        if data["kind"] == KIND_MESSAGE and not segments:
+        if kind == KIND_MESSAGE and not segments:
             raise bad("a message file must carry at least one segment")
-        if data["kind"] == KIND_STOP and segments:
+        if kind == KIND_STOP and segments:
             raise bad("a stop file carries no body")
         return cls(
-            sender=data["sender"],
+            sender=sender,
             recipient=data["recipient"],
             app_name=data["app_name"],
-            message_id=data["message_id"],
-            kind=data["kind"],
-            reply_to=data["reply_to"],
+            message_id=message_id,
+            kind=kind,
+            reply_to=reply_to,
             created_at=float(created_at),
             segments=tuple(segments),
             checksum_algo=algo,
             chunk_size=chunk,
-            checksums=tuple(tuple(c) for c in checksums),
+            checksums=tuple(map(tuple, checksums)),
             encryption_salt=salt,
         )
 
 
 _HEADER_FIELDS = tuple(Envelope(sender="", recipient="", app_name="", message_id="").fields())
+_HEADER_KEYS = frozenset(_HEADER_FIELDS)
+_ENCRYPTION_KEYS = frozenset({"alg", "salt"})
 
 
 @dataclass

@@ -149,6 +149,10 @@ class DatasiteGrid(Grid):
         flwr_compat.ensure_task_identity(self._run.run_id)
 
         self.inbox = network.flwr_inbox(self.aggregator, self.app_name)
+        #: each datasite's inbox (str: no pathlib per message)
+        self._inboxes = {
+            email: str(network.flwr_inbox(email, self.app_name)) for email in self.datasites
+        }
         private = private_app_dir(network, self.aggregator, self.app_name)
         self.quarantine_dir = private / "quarantine"
         self.security_log = security_log_path(network, self.aggregator, self.app_name)
@@ -269,7 +273,7 @@ class DatasiteGrid(Grid):
                 self._unsent[message_id] = reason
                 self._requests[message_id] = _Request(email, round_, time.monotonic(), None)
                 continue
-            path = write_message(self.network.flwr_inbox(email, self.app_name), encoded)
+            path = write_message(self._inboxes[email], encoded)
             self._scratch.done()
             self._requests[message_id] = _Request(email, round_, time.monotonic(), path)
             self._pending.add(message_id)
@@ -333,13 +337,15 @@ class DatasiteGrid(Grid):
             deadline = started + limit
             replies: dict[str, Message] = {}
             waiting = [i for i in ids if i not in self._unsent]
-            while True:
-                for reply in self.pull_messages([i for i in waiting if i not in replies]):
-                    replies[reply.metadata.reply_to_message_id] = reply
+            # wait first: the replies cannot be in yet, and the watcher (started before any
+            # send) wakes at once for any that already came
+            while len(replies) < len(waiting):
                 remaining = deadline - time.monotonic()
-                if len(replies) == len(waiting) or remaining <= 0:
+                if remaining <= 0:
                     break
                 self._watcher.wait(timeout=min(remaining, RESCAN_INTERVAL))
+                for reply in self.pull_messages([i for i in waiting if i not in replies]):
+                    replies[reply.metadata.reply_to_message_id] = reply
 
             ordered = [replies[i] for i in ids if i in replies]
             failed: dict[str, str] = {}
@@ -381,7 +387,7 @@ class DatasiteGrid(Grid):
                 encoded = encode_stop(
                     sender=self.aggregator, recipient=email, app_name=self.app_name, keys=self.keys
                 )
-                write_message(self.network.flwr_inbox(email, self.app_name), encoded)
+                write_message(self._inboxes[email], encoded)
             logger.info(f"sent stop to {', '.join(self.datasites)} (app {self.app_name})")
 
     def finish(self, ok: bool | None = None, failures: dict[str, str] | None = None) -> None:

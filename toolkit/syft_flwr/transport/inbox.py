@@ -32,21 +32,27 @@ def security_log_path(network: Network, email: str, app_name: str) -> Path:
 def list_inbox(inbox: str | os.PathLike[str]) -> list[os.DirEntry[str]]:
     """Finished files in ``inbox`` (temporary/hidden names skipped), oldest first, as
     directory entries (``.name``, ``.path``: no pathlib objects on the hot path)."""
-    entries: list[tuple[int, str, os.DirEntry[str]]] = []
+    found: list[os.DirEntry[str]] = []
     try:
         with os.scandir(inbox) as it:
             for entry in it:
                 if is_temporary(entry.name):
                     continue
                 try:
-                    if not entry.is_file(follow_symlinks=False):
-                        continue
-                    mtime = entry.stat(follow_symlinks=False).st_mtime_ns
+                    if entry.is_file(follow_symlinks=False):
+                        found.append(entry)
                 except FileNotFoundError:
                     continue
-                entries.append((mtime, entry.name, entry))
     except FileNotFoundError:
         return []
+    if len(found) < 2:  # the usual case: nothing to order, no stat per file
+        return found
+    entries: list[tuple[int, str, os.DirEntry[str]]] = []
+    for entry in found:
+        try:
+            entries.append((entry.stat(follow_symlinks=False).st_mtime_ns, entry.name, entry))
+        except FileNotFoundError:
+            continue
     entries.sort(key=lambda e: e[:2])  # (mtime, name): names are unique
     return [entry for _, _, entry in entries]
 
