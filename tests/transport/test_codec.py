@@ -73,7 +73,7 @@ def test_round_trip_keeps_arrays_records_and_order(tmp_path: Path, encrypt: bool
     )
     msg = _message(content)
     encoded = _encode(msg, encrypt=encrypt)
-    assert encoded.envelope.encrypted is encrypt and encoded.envelope.signature
+    assert encoded.envelope.encrypted is encrypt and len(encoded.signature) == 64
     assert len(encoded.envelope.segments) == 1 + 4  # the skeleton + one segment per array
     back = _read(tmp_path, encoded.to_bytes())
     assert list(back.content.keys()) == ["weights", "config", "extra", "metrics"]
@@ -126,6 +126,12 @@ def _with_header(data: bytes, **changes) -> bytes:
     )
 
 
+def _with_signature(data: bytes, signature: bytes) -> bytes:
+    """The same file with another signature (the 64 bytes after the header)."""
+    end = 18 + struct.unpack(">8sHII", data[:18])[2]
+    return data[:end] + signature + data[end + codec.SIGNATURE_BYTES :]
+
+
 @pytest.mark.parametrize(
     ("mutate", "reason"),
     [
@@ -139,8 +145,9 @@ def _with_header(data: bytes, **changes) -> bytes:
         (lambda d: _with_header(d, recipient="do2@openmined.org"), "addressed to do2"),
         (lambda d: _with_header(d, sender="eve@example.org"), "is not a party"),
         (lambda d: _with_header(d, app_name="other"), "for app 'other'"),
-        (lambda d: _with_header(d, signature="abc"), "not a base64 Ed25519 signature"),
-        (lambda d: _with_header(d, signature=None), "unsigned"),
+        (lambda d: _with_header(d, signature="abc"), "unknown ['signature']"),
+        (lambda d: _with_signature(d, b"\x01" * 64), "bad signature"),
+        (lambda d: _with_signature(d, codec.UNSIGNED), "unsigned"),
         (lambda d: _with_header(d, created_at=1.0), "bad signature"),
         (lambda d: _with_header(d, checksum_algo="md5"), "checksum algorithm 'md5'"),
         (lambda d: _with_header(d, checksum_algo="crc32"), "checksum algorithm 'crc32'"),
@@ -169,7 +176,7 @@ def test_header_lengths_are_consistent() -> None:
     f = io.BytesIO(data)
     magic, version, header_len, crc = struct.unpack(">8sHII", f.read(18))
     assert (magic, version) == (codec.MAGIC, codec.FORMAT_VERSION)
-    assert len(data) == 18 + header_len + encoded.envelope.body_length
+    assert len(data) == 18 + header_len + codec.SIGNATURE_BYTES + encoded.envelope.body_length
 
 
 @pytest.mark.parametrize(
@@ -194,7 +201,7 @@ def test_encrypted_bodies_refuse_alterations(
 def test_refusals_say_what_kind_and_who_claimed_to_send(tmp_path: Path) -> None:
     cases = {
         "bad-signature": _with_header(_valid_bytes(), created_at=2.0),
-        "unsigned": _with_header(_valid_bytes(), signature=None),
+        "unsigned": _with_signature(_valid_bytes(), codec.UNSIGNED),
         "wrong-sender": _with_header(_valid_bytes(), sender="eve@example.org"),
         "wrong-recipient": _with_header(_valid_bytes(), recipient="do2@openmined.org"),
         "wrong-app": _with_header(_valid_bytes(), app_name="other"),

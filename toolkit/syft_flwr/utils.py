@@ -25,9 +25,10 @@ class DatasetPathError(RuntimeError):
 @contextmanager
 def dataset_path_context(path: Path | str) -> Iterator[Path]:
     """Make ``path`` what :func:`get_syftbox_dataset_path` returns in this thread/context."""
-    token = _dataset_path.set(Path(path))
+    path = Path(path)  # once: this runs for every message a node serves
+    token = _dataset_path.set(path)
     try:
-        yield Path(path)
+        yield path
     finally:
         _dataset_path.reset(token)
 

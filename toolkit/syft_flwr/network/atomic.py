@@ -7,9 +7,9 @@ start with :data:`TMP_PREFIX`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,23 +23,31 @@ def is_temporary(name: str) -> bool:
 
 
 def atomic_write_bytes(
-    path: Path,
+    path: str | os.PathLike[str],
     data: bytes | memoryview | Sequence[bytes | memoryview],
     *,
     durable: bool = True,
 ) -> None:
     """Write ``data`` (or a list of buffers, written back to back) to ``path`` atomically.
 
-    ``durable=True`` fsyncs the file before the rename so a crash cannot leave an empty file
-    under the final name; message files on the hot path may skip it (they are re-sent on loss).
-    Raises ``OSError`` with the path in its message when the disk is full or read-only; the
-    temporary file is removed, nothing is left half-written.
+    A missing parent folder is created. ``durable=True`` fsyncs the file before the rename so
+    a crash cannot leave an empty file under the final name; message files on the hot path
+    may skip it (they are re-sent on loss). Raises ``OSError`` with the path in its message
+    when the disk is full or read-only; the temporary file is removed, nothing is left
+    half-written.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}-{path.name}"
+    # str paths and os calls: this is on the path of every message file, where pathlib's
+    # objects cost more than the write itself
+    path = os.fspath(path)
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f"{TMP_PREFIX}{os.urandom(16).hex()}-{name}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            fd = os.open(tmp, flags, 0o644)
+        except FileNotFoundError:  # the folder is missing: create it only then
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(tmp, flags, 0o644)
         try:
             for buffer in [data] if isinstance(data, bytes | bytearray | memoryview) else data:
                 view = memoryview(buffer)
@@ -48,11 +56,14 @@ def atomic_write_bytes(
                     view = view[written:]
             if durable:
                 os.fsync(fd)
+            # renamed before it is closed: the close event a folder watcher sees names the
+            # finished file, so a reader is never woken for the temporary one
+            os.replace(tmp, path)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise OSError(exc.errno, f"could not write {path}: {exc.strerror}") from exc
 
 

@@ -135,8 +135,11 @@ class DirectoryWatcher:
 
     def _wait_inotify(self, timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
-        fds = [self._inotify.fileno(), self._wake_r]
-        while not self._changed.is_set():
+        events = self._inotify.fileno()
+        fds = [events, self._wake_r]
+        # a local flag, not the Event: setting an Event costs a lock and a notify per wake-up
+        woke = self._changed.is_set()
+        while not woke:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             ready, _, _ = select.select(fds, [], [], left)
             if not ready:
@@ -144,14 +147,14 @@ class DirectoryWatcher:
             if self._wake_r in ready:
                 with contextlib.suppress(BlockingIOError):
                     os.read(self._wake_r, 4096)
-                self._changed.set()
+                woke = True
             # only finished files count, not a writer's temporary name
-            if self._inotify.fileno() in ready and any(
+            if events in ready and any(
                 not is_temporary(e.name) for e in self._inotify.read(timeout=0)
             ):
-                self._changed.set()
-        woke = self._changed.is_set()
-        self._changed.clear()
+                woke = True
+        if self._changed.is_set():
+            self._changed.clear()
         return woke
 
     def close(self) -> None:

@@ -3,20 +3,24 @@
 Layout of a message file (all integers big-endian)::
 
     magic         8 bytes   b"SYFTFLWR"
-    version       u16       FORMAT_VERSION (2)
+    version       u16       FORMAT_VERSION (3)
     header_len    u32       length of the JSON header
     header_crc    u32       CRC-32 of the JSON header
     header        JSON      sender, recipient, app_name, message_id, kind, reply_to,
                             created_at, segments (byte counts on disk), checksum_algo,
-                            chunk_size, checksums, encryption, signature
+                            chunk_size, checksums, encryption
+    signature     64 bytes  the sender's Ed25519 signature of the header
     body          segments, back to back:
                     [0]   the Flower message serialized with flwr's protobuf serde, with
                           the bytes of every Array detached (``data`` left empty)
                     [1:]  the detached Array bytes, in content order
 
-``signature`` is the sender's Ed25519 signature (base64) of every other header field, under
-the domain ``flwr.message.v2`` (:func:`syft_flwr.keys.signed_bytes`). Since the header holds
-the body's checksums, the signature covers the whole file.
+``signature`` signs the header's bytes exactly as written, under the domain
+``flwr.message.v3`` (:func:`syft_flwr.keys.signed_raw_bytes`: such a signature is never valid
+for a signed JSON document, nor for bytes signed under another domain). The reader checks it
+over the bytes it read, so the header is serialized once and never put in canonical form.
+Since the header holds the body's checksums, the signature covers the whole file. An
+all-zero signature means the file is unsigned (it is refused as such).
 
 A body is either plain, with SHA-256 checksums of each ``chunk_size`` bytes of each segment
 (``checksum_algo`` "sha256"; a cryptographic hash, since the signature relies on it), or
@@ -49,7 +53,7 @@ import time
 import zlib
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -76,9 +80,13 @@ from syft_flwr.transport.settings import MAX_CLOCK_SKEW
 __all__ = ["MessageFileError"]
 
 MAGIC = b"SYFTFLWR"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _PREFIX = struct.Struct(">8sHII")
 PREFIX_SIZE = _PREFIX.size
+SIGNATURE_BYTES = keys_module.SIGNATURE_BYTES
+UNSIGNED = bytes(SIGNATURE_BYTES)
+#: the header's one serialization: compact, ASCII only (its bytes are what is signed)
+_HEADER_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 MAX_HEADER_BYTES = 8 * 1024 * 1024
 FILE_SUFFIX = ".msg"
 
@@ -173,7 +181,6 @@ class Envelope:
     checksums: tuple[tuple[str, ...], ...] = ()
     #: base64 salt of an encrypted body (None: the body is plain)
     encryption_salt: str | None = None
-    signature: str | None = None
     format_version: int = field(default=FORMAT_VERSION, compare=False)
 
     @property
@@ -195,7 +202,7 @@ class Envelope:
         return self.message_id + FILE_SUFFIX
 
     def fields(self) -> dict[str, Any]:
-        """The header's JSON fields, without the signature."""
+        """The header's JSON fields."""
         encryption = (
             None if self.encryption_salt is None else {"alg": CIPHER, "salt": self.encryption_salt}
         )
@@ -214,35 +221,23 @@ class Envelope:
             "encryption": encryption,
         }
 
-    def signed_bytes(self) -> bytes:
-        """What the sender signs: every header field but the signature."""
-        return keys_module.signed_bytes(SIGNATURE_DOMAIN, self.fields())
-
-    def signed_by(self, message_keys: MessageKeys) -> Envelope:
-        """This header with a signature by ``message_keys``' party."""
-        signature = message_keys.sign(self.signed_bytes())
-        return replace(self, signature=base64.b64encode(signature).decode("ascii"))
-
-    def to_bytes(self) -> bytes:
-        header = json.dumps(
-            {**self.fields(), "signature": self.signature}, separators=(",", ":")
-        ).encode("utf-8")
-        prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header), zlib.crc32(header))
-        return prefix + header
+    def header_bytes(self) -> bytes:
+        """The JSON header as written (and signed)."""
+        return _HEADER_JSON.encode(self.fields()).encode("ascii")
 
     @classmethod
     def from_json(cls, data: object) -> Envelope:
         """Validate a decoded header (raises MessageFileError)."""
         if not isinstance(data, dict):
             raise MessageFileError("header is not a JSON object")
-        claimed = data.get("sender") if isinstance(data.get("sender"), str) else None
+        sender = data.get("sender")
+        claimed = sender if isinstance(sender, str) else None
 
         def bad(reason: str) -> MessageFileError:
             return MessageFileError(reason, sender=claimed)
 
-        expected = set(_HEADER_FIELDS)
-        if set(data) != expected:
-            missing, extra = expected - set(data), set(data) - expected
+        if data.keys() != _HEADER_KEYS:
+            missing, extra = _HEADER_KEYS - data.keys(), data.keys() - _HEADER_KEYS
             raise bad(
                 f"header fields are wrong (missing {sorted(missing)}, unknown {sorted(extra)})"
             )
@@ -255,15 +250,16 @@ class Envelope:
             validate_name(data["app_name"], "app name")
         except ValueError:
             raise bad(f"header app_name {data['app_name']!r:.80} is invalid") from None
-        if not is_message_id(data["message_id"]):
-            raise bad(f"header message_id {data['message_id']!r:.80} is invalid")
-        if data["kind"] not in _KINDS:
-            raise bad(f"header kind {data['kind']!r:.80} is not one of {_KINDS}")
-        if data["reply_to"] != "" and not is_message_id(data["reply_to"]):
-            raise bad(f"header reply_to {data['reply_to']!r:.80} is invalid")
+        message_id, kind, reply_to = data["message_id"], data["kind"], data["reply_to"]
+        if not is_message_id(message_id):
+            raise bad(f"header message_id {message_id!r:.80} is invalid")
+        if kind not in _KINDS:
+            raise bad(f"header kind {kind!r:.80} is not one of {_KINDS}")
+        if reply_to != "" and not is_message_id(reply_to):
+            raise bad(f"header reply_to {reply_to!r:.80} is invalid")
         created_at = data["created_at"]
         if (
-            not isinstance(created_at, int | float)
+            not isinstance(created_at, (int, float))
             or isinstance(created_at, bool)
             or not math.isfinite(created_at)
         ):
@@ -297,7 +293,7 @@ class Envelope:
         else:
             if (
                 not isinstance(encryption, dict)
-                or set(encryption) != {"alg", "salt"}
+                or encryption.keys() != _ENCRYPTION_KEYS
                 or encryption["alg"] != CIPHER
                 or _b64decode(encryption["salt"], SALT_BYTES) is None
             ):
@@ -316,38 +312,29 @@ class Envelope:
             if not ok:
                 raise bad("header checksums of an encrypted body must be one GCM tag per segment")
             salt = encryption["salt"]
-        signature = data["signature"]
-        if signature is not None and _b64decode(signature, keys_module.SIGNATURE_BYTES) is None:
-            raise MessageFileError(
-                "the header's signature is not a base64 Ed25519 signature",
-                kind="bad-signature",
-                sender=claimed,
-            )
-        if data["kind"] == KIND_MESSAGE and not segments:
+        if kind == KIND_MESSAGE and not segments:
             raise bad("a message file must carry at least one segment")
-        if data["kind"] == KIND_STOP and segments:
+        if kind == KIND_STOP and segments:
             raise bad("a stop file carries no body")
         return cls(
-            sender=data["sender"],
+            sender=sender,
             recipient=data["recipient"],
             app_name=data["app_name"],
-            message_id=data["message_id"],
-            kind=data["kind"],
-            reply_to=data["reply_to"],
+            message_id=message_id,
+            kind=kind,
+            reply_to=reply_to,
             created_at=float(created_at),
             segments=tuple(segments),
             checksum_algo=algo,
             chunk_size=chunk,
-            checksums=tuple(tuple(c) for c in checksums),
+            checksums=tuple(map(tuple, checksums)),
             encryption_salt=salt,
-            signature=signature,
         )
 
 
-_HEADER_FIELDS = (
-    *Envelope(sender="", recipient="", app_name="", message_id="").fields(),
-    "signature",
-)
+_HEADER_FIELDS = tuple(Envelope(sender="", recipient="", app_name="", message_id="").fields())
+_HEADER_KEYS = frozenset(_HEADER_FIELDS)
+_ENCRYPTION_KEYS = frozenset({"alg", "salt"})
 
 
 @dataclass
@@ -356,6 +343,8 @@ class EncodedMessage:
 
     envelope: Envelope
     buffers: list[bytes | memoryview]
+    #: the sender's signature of the header
+    signature: bytes
 
     @property
     def size(self) -> int:
@@ -485,15 +474,9 @@ def encode_message(
             "(max_message_bytes / $SYFT_FLWR_MAX_MESSAGE_BYTES) on every party"
         )
     message_id = message.metadata.message_id
-    header: dict[str, Any] = {
-        "sender": sender,
-        "recipient": recipient,
-        "app_name": app_name,
-        "message_id": message_id,
-        "kind": KIND_MESSAGE,
-        "reply_to": message.metadata.reply_to_message_id,
-        "created_at": time.time() if created_at is None else created_at,
-    }
+    reply_to = message.metadata.reply_to_message_id
+    created_at = time.time() if created_at is None else created_at
+    salt_b64: str | None = None
     if encrypt:
         salt = keys.new_salt()
         cipher = keys.body_cipher(
@@ -513,24 +496,30 @@ def encode_message(
                 view = cipher.encrypt(nonce, segment, aad)
             sealed.append(view)
         segments = sealed
-        header.update(
-            checksum_algo=GCM,
-            chunk_size=CHUNK_SIZE,
-            checksums=tuple((bytes(s[-TAG_BYTES:]).hex(),) for s in sealed),
-            encryption_salt=base64.b64encode(salt).decode("ascii"),
-        )
+        checksum_algo = GCM
+        checksums = tuple((bytes(s[-TAG_BYTES:]).hex(),) for s in sealed)
+        salt_b64 = base64.b64encode(salt).decode("ascii")
     else:
         if checksum_algo not in CHECKSUMS:
             raise ValueError(f"checksum_algo must be one of {sorted(CHECKSUMS)}")
-        header.update(
-            checksum_algo=checksum_algo,
-            chunk_size=CHUNK_SIZE,
-            checksums=tuple(
-                _checksums(checksum_algo, s, CHUNK_SIZE, checksum_cache) for s in segments
-            ),
+        checksums = tuple(
+            _checksums(checksum_algo, s, CHUNK_SIZE, checksum_cache) for s in segments
         )
-    envelope = Envelope(**header, segments=tuple(len(s) for s in segments)).signed_by(keys)
-    return EncodedMessage(envelope, [envelope.to_bytes(), *segments])
+    envelope = Envelope(
+        sender=sender,
+        recipient=recipient,
+        app_name=app_name,
+        message_id=message_id,
+        kind=KIND_MESSAGE,
+        reply_to=reply_to,
+        created_at=created_at,
+        segments=tuple(len(s) for s in segments),
+        checksum_algo=checksum_algo,
+        chunk_size=CHUNK_SIZE,
+        checksums=checksums,
+        encryption_salt=salt_b64,
+    )
+    return _signed(envelope, keys, segments)
 
 
 def encode_stop(
@@ -548,8 +537,18 @@ def encode_stop(
         message_id=new_message_id(),
         kind=KIND_STOP,
         created_at=time.time() if created_at is None else created_at,
-    ).signed_by(keys)
-    return EncodedMessage(envelope, [envelope.to_bytes()])
+    )
+    return _signed(envelope, keys, [])
+
+
+def _signed(
+    envelope: Envelope, keys: MessageKeys, segments: list[bytes | memoryview]
+) -> EncodedMessage:
+    """The file of ``envelope`` and ``segments``: its header serialized once, signed as is."""
+    header = envelope.header_bytes()
+    signature = keys.sign(keys_module.signed_raw_bytes(SIGNATURE_DOMAIN, header))
+    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header), zlib.crc32(header))
+    return EncodedMessage(envelope, [prefix + header + signature, *segments], signature)
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -605,13 +604,14 @@ def read_envelope(
     if header_len > MAX_HEADER_BYTES:
         raise MessageFileError(f"header of {header_len} bytes exceeds {MAX_HEADER_BYTES} bytes")
     # an encrypted segment adds a 16-byte tag to the body and more than that to the header
-    if size > PREFIX_SIZE + 2 * header_len + max_bytes:
+    if size > PREFIX_SIZE + 2 * header_len + SIGNATURE_BYTES + max_bytes:
         raise MessageFileError(
             f"too large: the file has {size} bytes, over the limit of {max_bytes} bytes for a "
             "message body (max_message_bytes / $SYFT_FLWR_MAX_MESSAGE_BYTES)",
             kind="too-large",
         )
     header = _read_exact(f, header_len, "header")
+    signature = _read_exact(f, SIGNATURE_BYTES, "signature")
     if zlib.crc32(header) != header_crc:
         raise MessageFileError("header checksum mismatch (the header is corrupted)")
     try:
@@ -627,7 +627,7 @@ def read_envelope(
             kind="too-large",
             sender=claimed,
         )
-    expected_size = PREFIX_SIZE + header_len + envelope.body_length
+    expected_size = PREFIX_SIZE + header_len + SIGNATURE_BYTES + envelope.body_length
     if size < expected_size:
         raise MessageFileError(
             f"truncated: the file has {size} bytes, the header announces {expected_size}",
@@ -659,20 +659,14 @@ def read_envelope(
         )
     if file_name != envelope.file_name:
         raise MessageFileError(f"file name {file_name!r} does not match message id", sender=claimed)
-    if envelope.signature is None:
+    if signature == UNSIGNED:
         raise MessageFileError(
             f"unsigned: the file claims to come from {claimed} but carries no signature",
             kind="unsigned",
             sender=claimed,
         )
-    signature = base64.b64decode(envelope.signature)
-    try:
-        signed = envelope.signed_bytes()
-    except (TypeError, ValueError) as exc:
-        raise MessageFileError(
-            f"the header cannot be put in canonical form: {exc}", sender=claimed
-        ) from None
-    keys.verify(envelope.sender, signed, signature)
+    # the bytes read, exactly as the sender wrote and signed them
+    keys.verify(claimed, keys_module.signed_raw_bytes(SIGNATURE_DOMAIN, header), signature)
     return envelope
 
 

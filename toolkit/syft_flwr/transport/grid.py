@@ -36,6 +36,7 @@ from syft_flwr.transport.inbox import (
     list_inbox,
     private_app_dir,
     refuse,
+    remove,
     security_log_path,
     write_message,
 )
@@ -67,7 +68,7 @@ class _Request:
     email: str
     round: int
     sent_at: float  # time.monotonic()
-    path: Path | None  # None: never written (the datasite cannot be sent messages)
+    path: str | None  # None: never written (the datasite cannot be sent messages)
 
 
 class DatasiteGrid(Grid):
@@ -148,6 +149,10 @@ class DatasiteGrid(Grid):
         flwr_compat.ensure_task_identity(self._run.run_id)
 
         self.inbox = network.flwr_inbox(self.aggregator, self.app_name)
+        #: each datasite's inbox (str: no pathlib per message)
+        self._inboxes = {
+            email: str(network.flwr_inbox(email, self.app_name)) for email in self.datasites
+        }
         private = private_app_dir(network, self.aggregator, self.app_name)
         self.quarantine_dir = private / "quarantine"
         self.security_log = security_log_path(network, self.aggregator, self.app_name)
@@ -268,7 +273,7 @@ class DatasiteGrid(Grid):
                 self._unsent[message_id] = reason
                 self._requests[message_id] = _Request(email, round_, time.monotonic(), None)
                 continue
-            path = write_message(self.network.flwr_inbox(email, self.app_name), encoded)
+            path = write_message(self._inboxes[email], encoded)
             self._scratch.done()
             self._requests[message_id] = _Request(email, round_, time.monotonic(), path)
             self._pending.add(message_id)
@@ -332,13 +337,15 @@ class DatasiteGrid(Grid):
             deadline = started + limit
             replies: dict[str, Message] = {}
             waiting = [i for i in ids if i not in self._unsent]
-            while True:
-                for reply in self.pull_messages([i for i in waiting if i not in replies]):
-                    replies[reply.metadata.reply_to_message_id] = reply
+            # wait first: the replies cannot be in yet, and the watcher (started before any
+            # send) wakes at once for any that already came
+            while len(replies) < len(waiting):
                 remaining = deadline - time.monotonic()
-                if len(replies) == len(waiting) or remaining <= 0:
+                if remaining <= 0:
                     break
                 self._watcher.wait(timeout=min(remaining, RESCAN_INTERVAL))
+                for reply in self.pull_messages([i for i in waiting if i not in replies]):
+                    replies[reply.metadata.reply_to_message_id] = reply
 
             ordered = [replies[i] for i in ids if i in replies]
             failed: dict[str, str] = {}
@@ -380,7 +387,7 @@ class DatasiteGrid(Grid):
                 encoded = encode_stop(
                     sender=self.aggregator, recipient=email, app_name=self.app_name, keys=self.keys
                 )
-                write_message(self.network.flwr_inbox(email, self.app_name), encoded)
+                write_message(self._inboxes[email], encoded)
             logger.info(f"sent stop to {', '.join(self.datasites)} (app {self.app_name})")
 
     def finish(self, ok: bool | None = None, failures: dict[str, str] | None = None) -> None:
@@ -438,15 +445,15 @@ class DatasiteGrid(Grid):
         self._unsent.pop(request_id, None)
         request = self._requests.get(request_id)
         if request is not None and request.path is not None:
-            request.path.unlink(missing_ok=True)
+            remove(request.path)
             request.path = None
 
     def _collect(self) -> None:
         """Read every reply file in the inbox into ``_replies`` (or refuse it)."""
-        for path in list_inbox(self.inbox):
-            if path.name in self._unmovable:
+        for entry in list_inbox(self.inbox):
+            if entry.name in self._unmovable:
                 continue
-            got = self._read_reply(path)
+            got = self._read_reply(entry.name, entry.path)
             if got is None:
                 continue
             reply, nbytes = got
@@ -465,14 +472,15 @@ class DatasiteGrid(Grid):
                 (reply.error.reason or "error") if reply.has_error() else None,
             )
 
-    def _late(self, path: Path, sender: str, why: str) -> None:
+    def _late(self, path: str, sender: str, why: str) -> None:
         logger.warning(f"ignoring a reply from {sender}: {why}")
         self.report.add_late(sender)
-        path.unlink(missing_ok=True)
+        remove(path)
 
-    def _read_reply(self, path: Path) -> tuple[Message, int] | None:
-        """The reply in ``path`` and the file's size, or None (refused, late, or gone)."""
-        if not path.name.endswith(FILE_SUFFIX):
+    def _read_reply(self, name: str, path: str) -> tuple[Message, int] | None:
+        """The reply in file ``name`` at ``path`` and the file's size, or None (refused, late,
+        or gone)."""
+        if not name.endswith(FILE_SUFFIX):
             self._refuse(path, MessageFileError("unexpected file name (not a message file)"))
             return None
         try:
@@ -480,7 +488,7 @@ class DatasiteGrid(Grid):
                 size = os.fstat(f.fileno()).st_size
                 envelope = read_envelope(
                     f,
-                    path.name,
+                    name,
                     recipient=self.aggregator,
                     app_name=self.app_name,
                     senders=self._node_ids,
@@ -532,12 +540,12 @@ class DatasiteGrid(Grid):
         self._garbage += envelope.body_length
         # the sender is authenticated by its signature above, not by what it wrote
         flwr_compat.set_route(reply, run_id=self._run.run_id, src_node_id=self._node_ids[sender])
-        path.unlink(missing_ok=True)
+        remove(path)
         return reply, size
 
-    def _refuse(self, path: Path, error: MessageFileError) -> None:
+    def _refuse(self, path: str, error: MessageFileError) -> None:
         refused = refuse(
-            path,
+            Path(path),
             error,
             quarantine_dir=self.quarantine_dir,
             log_path=self.security_log,
@@ -552,7 +560,7 @@ class DatasiteGrid(Grid):
                 set_aside=refused.set_aside,
             )
             if not refused.set_aside:
-                self._unmovable.add(path.name)
+                self._unmovable.add(os.path.basename(path))
 
 
 def server_round(messages: Sequence[Message]) -> int | None:

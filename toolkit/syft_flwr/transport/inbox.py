@@ -3,6 +3,7 @@ security log of every file a party refused."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -28,33 +29,47 @@ def security_log_path(network: Network, email: str, app_name: str) -> Path:
     return network.security_log(email, app_name)
 
 
-def list_inbox(inbox: Path) -> list[Path]:
-    """Finished files in ``inbox`` (temporary/hidden names skipped), oldest first."""
-    entries: list[tuple[int, str, Path]] = []
+def list_inbox(inbox: str | os.PathLike[str]) -> list[os.DirEntry[str]]:
+    """Finished files in ``inbox`` (temporary/hidden names skipped), oldest first, as
+    directory entries (``.name``, ``.path``: no pathlib objects on the hot path)."""
+    found: list[os.DirEntry[str]] = []
     try:
         with os.scandir(inbox) as it:
             for entry in it:
                 if is_temporary(entry.name):
                     continue
                 try:
-                    if not entry.is_file(follow_symlinks=False):
-                        continue
-                    mtime = entry.stat(follow_symlinks=False).st_mtime_ns
+                    if entry.is_file(follow_symlinks=False):
+                        found.append(entry)
                 except FileNotFoundError:
                     continue
-                entries.append((mtime, entry.name, Path(entry.path)))
     except FileNotFoundError:
         return []
-    entries.sort()
-    return [path for _, _, path in entries]
+    if len(found) < 2:  # the usual case: nothing to order, no stat per file
+        return found
+    entries: list[tuple[int, str, os.DirEntry[str]]] = []
+    for entry in found:
+        try:
+            entries.append((entry.stat(follow_symlinks=False).st_mtime_ns, entry.name, entry))
+        except FileNotFoundError:
+            continue
+    entries.sort(key=lambda e: e[:2])  # (mtime, name): names are unique
+    return [entry for _, _, entry in entries]
 
 
-def write_message(inbox: Path, encoded: EncodedMessage) -> Path:
-    """Drop ``encoded`` into ``inbox`` atomically (no fsync: a lost message is re-sent or
-    times out, and the hot path cannot afford a disk flush per message)."""
-    path = inbox / encoded.envelope.file_name
+def write_message(inbox: str | os.PathLike[str], encoded: EncodedMessage) -> str:
+    """Drop ``encoded`` into ``inbox`` atomically; returns the file's path (no fsync: a lost
+    message is re-sent or times out, and the hot path cannot afford a disk flush per
+    message)."""
+    path = os.path.join(inbox, encoded.envelope.file_name)
     atomic_write_bytes(path, encoded.buffers, durable=False)  # no join: no copy of the arrays
     return path
+
+
+def remove(path: str) -> None:
+    """Delete ``path`` if it is still there (``os.unlink`` without pathlib's overhead)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def quarantine(path: Path, quarantine_dir: Path, reason: str) -> Path | None:

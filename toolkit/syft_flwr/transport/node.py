@@ -35,6 +35,7 @@ from syft_flwr.transport.inbox import (
     list_inbox,
     private_app_dir,
     refuse,
+    remove,
     security_log_path,
     write_message,
 )
@@ -234,12 +235,12 @@ class DatasiteNode:
         logger.info(f"{self.email}: serving app {self.app_name} from {self.inbox}")
         assert self._watcher is not None
         while not self._stop.is_set():
-            for path in list_inbox(self.inbox):
+            for entry in list_inbox(self.inbox):
                 if self._stop.is_set():
                     break
-                if path.name in self._unmovable:
+                if entry.name in self._unmovable:
                     continue
-                outcome = self._handle(path, answered, result, started)
+                outcome = self._handle(entry.name, entry.path, answered, result, started)
                 last_activity = time.monotonic()
                 if outcome == "stop":
                     result.reason = "stop-message"
@@ -272,9 +273,9 @@ class DatasiteNode:
         )
 
     def _handle(
-        self, path: Path, answered: _AnsweredLog, result: NodeResult, started: float
+        self, name: str, path: str, answered: _AnsweredLog, result: NodeResult, started: float
     ) -> str:
-        if not path.name.endswith(FILE_SUFFIX):
+        if not name.endswith(FILE_SUFFIX):
             return self._refuse(
                 path, MessageFileError("unexpected file name (not a message file)"), result
             )
@@ -283,7 +284,7 @@ class DatasiteNode:
             with open(path, "rb") as f:
                 envelope = read_envelope(
                     f,
-                    path.name,
+                    name,
                     recipient=self.email,
                     app_name=self.app_name,
                     senders=(self.aggregator,),
@@ -293,7 +294,7 @@ class DatasiteNode:
                 if envelope.kind == KIND_STOP and envelope.created_at < (
                     started - STALE_STOP_SECONDS
                 ):
-                    path.unlink(missing_ok=True)
+                    remove(path)
                     logger.info(f"{self.email}: ignoring a stop message from an earlier run")
                     return "skipped"
                 check_freshness(envelope, ttl=self.message_ttl)
@@ -311,7 +312,7 @@ class DatasiteNode:
                     )
                 if envelope.kind == KIND_STOP:
                     answered.add(envelope.message_id)  # a copy of it never stops a new node
-                    path.unlink(missing_ok=True)
+                    remove(path)
                     return "stop"
                 segments = read_segments(
                     f, envelope, keys=self.keys, checksum_cache=cache, scratch=self._scratch
@@ -337,7 +338,7 @@ class DatasiteNode:
             except Exception:
                 logger.exception(f"{self.email}: could not encode an error reply either")
                 result.undelivered.append(f"{message.metadata.message_id}: could not encode")
-                path.unlink(missing_ok=True)
+                remove(path)
                 return "failed"
         try:
             # Recorded as answered *before* the reply is written: at most one reply per
@@ -352,11 +353,11 @@ class DatasiteNode:
                 f"{self.email}: could not send the reply to {message.metadata.message_id}: {exc}"
             )
             result.undelivered.append(f"{message.metadata.message_id}: {exc}")
-            path.unlink(missing_ok=True)
+            remove(path)
             return "failed"
         finally:
             self._scratch.done()
-        path.unlink(missing_ok=True)
+        remove(path)
         result.answered += 1
         self._garbage += envelope.body_length + encoded.size
         return "answered"
@@ -451,10 +452,10 @@ class DatasiteNode:
         flwr_compat.set_route(reply, run_id=message.metadata.run_id, src_node_id=self.node_id)
         return reply
 
-    def _refuse(self, path: Path, error: MessageFileError, result: NodeResult) -> str:
+    def _refuse(self, path: str, error: MessageFileError, result: NodeResult) -> str:
         """Quarantine a refused file (one that cannot be moved is skipped from then on)."""
         refused = refuse(
-            path,
+            Path(path),
             error,
             quarantine_dir=self.quarantine_dir,
             log_path=self.security_log,
@@ -463,5 +464,5 @@ class DatasiteNode:
         if refused is not None:
             result.quarantined.append(refused)
             if not refused.set_aside:
-                self._unmovable.add(path.name)
+                self._unmovable.add(os.path.basename(path))
         return "quarantined"

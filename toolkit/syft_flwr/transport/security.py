@@ -20,7 +20,7 @@ import threading
 import time
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from syft_flwr import keys
@@ -28,8 +28,8 @@ from syft_flwr.config import Identity
 from syft_flwr.network import Network, validate_email
 from syft_flwr.transport.errors import MessageFileError
 
-#: what a message signature is made for (see :func:`syft_flwr.keys.signed_bytes`)
-SIGNATURE_DOMAIN = "flwr.message.v2"
+#: what a message signature is made for (see :func:`syft_flwr.keys.signed_raw_bytes`)
+SIGNATURE_DOMAIN = "flwr.message.v3"
 CIPHER = "x25519-hkdf-sha256-aes-256-gcm"
 SALT_BYTES = 16
 TAG_BYTES = 16
@@ -57,7 +57,8 @@ class MessageKeys:
         self._lock = threading.Lock()
         self._own: tuple[float, Ed25519PrivateKey, X25519PrivateKey] | None = None
         self._peers: dict[str, tuple[float, keys.PublicKeys]] = {}
-        self._shared: dict[tuple[str, bytes], tuple[X25519PrivateKey, bytes]] = {}
+        #: peer -> (own private key, peer's published keys, their X25519 secret)
+        self._shared: dict[str, tuple[X25519PrivateKey, keys.PublicKeys, bytes]] = {}
         self._own_keys()  # fail early, with the keys module's advice
 
     # -- key lookups --------------------------------------------------------------------------
@@ -114,12 +115,13 @@ class MessageKeys:
     def _secret_with(self, peer: str) -> bytes:
         """The X25519 secret of this party and ``peer`` (cached per pair of keys)."""
         private = self._own_keys()[1]
-        public = self.public_keys(peer).x25519_bytes
-        hit = self._shared.get((peer, public))
-        if hit is not None and hit[0] is private:
-            return hit[1]
+        published = self.public_keys(peer)
+        hit = self._shared.get(peer)
+        # the key loaders return the same objects until a key file changes
+        if hit is not None and hit[0] is private and hit[1] is published:
+            return hit[2]
         try:
-            shared = private.exchange(X25519PublicKey.from_public_bytes(public))
+            shared = private.exchange(published.x25519)
         except ValueError as exc:  # a low-order public key: all-zero shared secret
             raise keys.PublicKeysInvalidError(
                 f"{peer}'s encryption key is unusable: {exc}"
@@ -127,7 +129,7 @@ class MessageKeys:
         with self._lock:
             if len(self._shared) >= _MAX_PAIRS:
                 self._shared.clear()
-            self._shared[(peer, public)] = (private, shared)
+            self._shared[peer] = (private, published, shared)
         return shared
 
     def body_cipher(self, *, sender: str, recipient: str, message_id: str, salt: bytes) -> AESGCM:
