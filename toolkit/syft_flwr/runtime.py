@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
+from syft_flwr.collector import skip_collections_at_exit
 from syft_flwr.config import (
     CONFIG_ENV,
     JOB_ID_ENV,
@@ -28,7 +29,6 @@ from syft_flwr.config import (
     flower_run_config,
     load_project_config,
 )
-from syft_flwr.process_exit import skip_collections_at_exit
 from syft_flwr.utils import DATA_DIR_ENV
 
 if TYPE_CHECKING:

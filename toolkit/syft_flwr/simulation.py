@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
+from syft_flwr import collector
 from syft_flwr.config import Identity, ProjectConfig, load_project_config
 from syft_flwr.network.layout import Network
 from syft_flwr.party_logs import party_context, party_log_files
-from syft_flwr.process_exit import skip_collections_at_exit
 from syft_flwr.runtime import describe_node_result, run_config_for
 
 if TYPE_CHECKING:
@@ -138,16 +138,17 @@ def run(
     """
     import secrets
 
-    from syft_flwr.apps import load_apps
-    from syft_flwr.monitor import Heartbeat, HeartbeatObserver, ObserverFanout, monitor_run
-    from syft_flwr.transport import DatasiteGrid, DatasiteNode
-
-    skip_collections_at_exit()  # a script's exit after a run: ~0.5 s less (see the module)
+    collector.skip_collections_at_exit()  # a script's exit after a run: ~0.5 s less
     project_dir = Path(project_dir).expanduser().resolve()
     config = load_project_config(project_dir)
     mocks = [Path(p).expanduser().resolve() for p in mock_paths]
     _check_inputs(project_dir, mocks, config.datasites)
-    apps = load_apps(project_dir)
+    with collector.paused():  # flwr, the transport and the app load here: no garbage to find
+        from syft_flwr.apps import load_apps
+        from syft_flwr.monitor import Heartbeat, HeartbeatObserver, ObserverFanout, monitor_run
+        from syft_flwr.transport import DatasiteGrid, DatasiteNode
+
+        apps = load_apps(project_dir)
     full_config = run_config_for(project_dir, run_config, resume=False)
 
     sim_id = uuid.uuid4().hex
@@ -162,7 +163,8 @@ def run(
     failures: dict[str, str] = {}
     node_results: dict[str, Any] = {}
 
-    with party_log_files(sim_id, log_dir, parties):
+    # collections during the run skip what was loaded before it (see syft_flwr.collector)
+    with collector.long_lived_frozen(), party_log_files(sim_id, log_dir, parties):
         run_id = secrets.randbits(62) + 1
         heartbeats = {
             email: Heartbeat(
