@@ -335,7 +335,7 @@ def soak(runs: int, results_path: Path, round_timeout: float, hang_after: float)
                 print(f"run {i} FAILED: {problems[0]}", file=sys.stderr, flush=True)
             shutil.rmtree(workdir, ignore_errors=True)
             done = i
-            if i % PROGRESS_EVERY == 0 or i == runs:
+            if i == 1 or i % PROGRESS_EVERY == 0 or i == runs:  # 1: everything is loaded
                 resources.append({"run": i, **_resources()})
                 write(done)
             if i % PROGRESS_EVERY == 0:

@@ -2,23 +2,21 @@
 
 Importing flwr, numpy and matplotlib creates a few hundred thousand objects that stay alive
 until the process ends, and almost no garbage. The collector nevertheless walks all of them
-in each full collection (about 0.1 s apiece on a small machine, twice in a one-round
-simulation) and in several passes at interpreter exit (about 0.5 s). Three small tools:
+in each full collection (about 0.1 s apiece on a small machine) and in several passes at
+interpreter exit (about 0.5 s). Two small tools:
 
 - :func:`paused` while a Flower app and its imports load: no collection in the middle of
   the imports;
-- :func:`long_lived_frozen` around a simulation: collections skip every object that existed
-  when it began, while garbage made during the run is collected as usual; afterwards the
-  frozen objects are back under the collector, so nothing is kept for good;
 - :func:`skip_collections_at_exit`: ``gc.freeze()`` when the process exits.
+
+(Freezing the imports for the length of a run would save another ~50 ms, but it would also
+freeze the garbage of earlier runs in the same process, which runs back to back would then
+never collect: a notebook's memory would grow with every run.)
 
 Nothing that is promised is lost at exit. Open files are flushed and closed by their own
 hooks and reference counts, temporary folders by ``weakref.finalize`` (an exit hook of its
 own), and Python never promises to run ``__del__`` of objects still alive at exit. Objects
 made during the teardown itself are collected as usual.
-
-The collector's state is per process. Two simulations overlapping in one process may
-unfreeze each other's objects early, which only costs the time saved, never a collection.
 """
 
 from __future__ import annotations
@@ -43,16 +41,6 @@ def paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-@contextmanager
-def long_lived_frozen() -> Iterator[None]:
-    """Collections inside skip the objects that existed on entry."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def skip_collections_at_exit() -> None:

@@ -163,8 +163,7 @@ def run(
     failures: dict[str, str] = {}
     node_results: dict[str, Any] = {}
 
-    # collections during the run skip what was loaded before it (see syft_flwr.collector)
-    with collector.long_lived_frozen(), party_log_files(sim_id, log_dir, parties):
+    with party_log_files(sim_id, log_dir, parties):
         run_id = secrets.randbits(62) + 1
         heartbeats = {
             email: Heartbeat(
