@@ -15,6 +15,7 @@ from flwr.clientapp import ClientApp
 
 import syft_flwr.transport.grid as grid_module
 import syft_flwr.transport.node as node_module
+from syft_flwr import collector
 from tests.transport.helpers import datasite, federation
 
 BIG = 3 * 2**20  # float64s: 24 MB
@@ -27,14 +28,9 @@ def only_the_transport_collects(monkeypatch) -> Iterator[None]:
     # higher threshold, whether the last request is collected depends on the timing)
     monkeypatch.setattr(node_module, "COLLECT_AFTER_BYTES", 16 * 2**20)
     monkeypatch.setattr(grid_module, "COLLECT_AFTER_BYTES", 32 * 2**20)
-    was_enabled = gc.isenabled()
     gc.collect()
-    gc.disable()
-    try:
+    with collector.paused():
         yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def test_a_node_frees_large_requests_the_app_tied_in_cycles(
