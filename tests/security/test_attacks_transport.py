@@ -21,6 +21,7 @@ from syft_flwr.network import Network, atomic_write_bytes
 from syft_flwr.transport import DatasiteGrid, DatasiteNode, codec, flwr_compat, security_log_path
 from syft_flwr.transport.codec import MessageFileError
 from syft_flwr.transport.security import MessageKeys
+from tests.faults.helpers import wait_for
 from tests.transport.helpers import (
     AGGREGATOR,
     APP,
@@ -221,6 +222,8 @@ def test_a_forged_stop_does_not_stop_a_node(tmp_path: Path) -> None:
         replies = list(fed.grid.send_and_receive([query_message(fed.grid, DO1)]))
         assert len(replies) == 1 and not replies[0].has_error()
         assert fed.threads[DO1].is_alive()
+        # the query may be answered first (same clock tick, names in order): wait for the stop
+        wait_for(lambda: not list(inbox.iterdir()), "the node to refuse the forged stop")
         result = fed.stop(DO1)
     assert result.reason == "stopped" and result.refusals == {"bad-signature": 1}
 

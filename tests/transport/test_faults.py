@@ -18,6 +18,7 @@ from syft_flwr.network import atomic_write_bytes
 from syft_flwr.transport import DatasiteGrid, DatasiteNode, codec, flwr_compat
 from syft_flwr.transport.inbox import private_app_dir
 from syft_flwr.transport.security import MessageKeys
+from tests.faults.helpers import wait_for
 from tests.support import captured_logs
 from tests.transport.helpers import AGGREGATOR, APP, datasite, federation, make_app, query_message
 
@@ -132,6 +133,9 @@ def test_bad_files_are_quarantined_and_the_node_keeps_serving(tmp_path: Path) ->
         replies = list(grid.send_and_receive([query_message(grid, do1)]))
         assert len(replies) == 1 and not replies[0].has_error()
         assert replies[0].content["stats"]["sum"] == pytest.approx(3.0)
+        # files written within one clock tick share an mtime and go by name: the query may
+        # have been answered before some bad file was looked at
+        wait_for(lambda: not list(inbox.iterdir()), "the node to empty its inbox", timeout=10)
         result = fed.stop(do1)
 
     reasons = {Path(q.path).name.split("-", 1)[1]: q.reason for q in result.quarantined}
@@ -240,6 +244,7 @@ def test_restarted_node_does_not_answer_twice(tmp_path: Path) -> None:
         fed.start(do1)
         second_reply = list(grid.send_and_receive([query_message(grid, do1)]))
         assert len(second_reply) == 1
+        wait_for(lambda: not request.exists(), "the node to refuse the replayed request")
         second = fed.stop(do1)
 
     assert second.answered == 1  # only the new message
