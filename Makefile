@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | { grep -v "^WARNING: Location" || true; }
 	$(BIN)/python -c "import syft_flwr, flwr, pytest, xdist, nbclient, hypothesis, ipykernel"
 	$(BIN)/ruff --version >/dev/null
+	$(BIN)/python -m compileall -q toolkit  # an editable install is not byte-compiled
 	touch $(STAMP)
 
 setup: $(STAMP)
