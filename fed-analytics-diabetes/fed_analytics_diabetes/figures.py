@@ -2,9 +2,10 @@
 
 Uses the object-oriented API (``Figure`` + the Agg canvas): no pyplot, no global backend
 switch, safe in a thread of a simulation. Drawing is most of a one-round simulation's own
-work, so the figures are built for speed without looking any different: the bars of an
-outcome are one collection (not an artist per bar), margins are fixed rather than computed
-by a layout engine, and PNGs are compressed lightly.
+work, so the figures are built for speed: the bars of an outcome are one collection (not an
+artist per bar), margins are fixed rather than computed by a layout engine, PNGs are 900
+pixels wide and compressed lightly, and with more than 15 bin edges every other one is
+labelled.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def histogram_png(stats: Statistics, feature: str, path: Path, *, datasites: int
 
     hists = stats.histograms[feature]
     edges = hists[OUTCOMES[0]].edges
-    fig = Figure(figsize=(10, 5.5), dpi=110)
+    fig = Figure(figsize=(10, 5.5), dpi=90)  # 900 x 495 pixels
     fig.subplots_adjust(left=0.07, right=0.985, bottom=0.1, top=0.93)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -48,8 +49,9 @@ def histogram_png(stats: Statistics, feature: str, path: Path, *, datasites: int
         ax.add_collection(PolyCollection(bars, facecolors=color, edgecolors="none"))
         label = f"y = {outcome}: {OUTCOME_NAMES[outcome]} (n = {sum(h.counts)})"
         handles.append(Patch(facecolor=color, label=label))
-    if len(edges) <= 30:
-        ax.set_xticks(edges, [f"{e:g}" for e in edges], fontsize=8)
+    if len(edges) <= 30:  # every edge up to 15, else every other (a tick costs ~2 ms to draw)
+        ticks = edges if len(edges) <= 15 else edges[::2]
+        ax.set_xticks(ticks, [f"{e:g}" for e in ticks], fontsize=8)
     ax.set_xlim(edges[0], edges[-1])
     ax.set_ylim(0, tallest * 1.12)
     patients = sum(stats.rows.values())
