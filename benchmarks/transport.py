@@ -170,13 +170,24 @@ def run(mode: str, encrypt: bool, small_n: int, reps: int) -> dict:
             for mb in SIZES_MB:
                 arrays = RecordDict({"arrays": ArrayRecord([np.random.rand(mb * 2**20 // 8)])})
                 data = arrays["arrays"]["0"].data
-                row: dict = {"mb": mb, "bytes": len(data)}
-                for name, kind in (("echo", "query"), ("new", "train")):
-                    exchange(grid, arrays, kind)  # warm-up
-                    gc.collect()
-                    row[f"{name}_ms"] = [1000 * exchange(grid, arrays, kind) for _ in range(reps)]
+                row: dict = {
+                    "mb": mb,
+                    "bytes": len(data),
+                    "echo_ms": [],
+                    "new_ms": [],
+                    "raw_ms": [],
+                }
+                exchange(grid, arrays, "query")  # warm-up
+                exchange(grid, arrays, "train")
                 raw_round_trip(Path(tmp), data)
-                row["raw_ms"] = [1000 * raw_round_trip(Path(tmp), data) for _ in range(reps)]
+                # interleaved, so that the transport and the raw cost it is compared with see
+                # the same state of the machine (its file-system speed drifts from minute to
+                # minute)
+                for _ in range(reps):
+                    gc.collect()
+                    row["echo_ms"].append(1000 * exchange(grid, arrays, "query"))
+                    row["new_ms"].append(1000 * exchange(grid, arrays, "train"))
+                    row["raw_ms"].append(1000 * raw_round_trip(Path(tmp), data))
                 for key in ("echo", "new", "raw"):
                     row[f"{key}_median_ms"] = statistics.median(row[f"{key}_ms"])
                 row["echo_vs_raw"] = row["echo_median_ms"] / row["raw_median_ms"]
