@@ -33,7 +33,7 @@ def load_data(data_dir: Path) -> Table:
             "dataset folder must hold the Pima diabetes CSVs with a 'y' label column"
         )
     for name in DATA_FILES:
-        if not (data_dir / name).is_file():
+        if data_dir / name not in present:
             log(logging.WARNING, "%s has no %s; using %s only", data_dir, name, present[0].name)
     return concat([read_columns(path, [*FEATURES, LABEL]) for path in present])
 

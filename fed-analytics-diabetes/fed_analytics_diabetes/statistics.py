@@ -206,12 +206,13 @@ def local_statistics(table: Mapping[str, np.ndarray], edges: dict[str, list[floa
     if unexpected:
         found = "missing values" if all(np.isnan(unexpected)) else unexpected
         raise ValueError(f"column {LABEL!r} must hold only {list(OUTCOMES)}; found {found}")
+    columns = {feature: np.asarray(table[feature], dtype=float) for feature in FEATURES}
     stats = Statistics()
     for o in OUTCOMES:
         part = labels == o
         stats.rows[o] = int(part.sum())
         for feature in FEATURES:
-            column = np.asarray(table[feature], dtype=float)[part]
+            column = columns[feature][part]
             present = ~np.isnan(column)
             stats.totals.setdefault(feature, {})[o] = Totals(
                 count=int(present.sum()),
@@ -220,7 +221,7 @@ def local_statistics(table: Mapping[str, np.ndarray], edges: dict[str, list[floa
                 zeros=int((column == 0).sum()),
             )
         for feature, feature_edges in edges.items():
-            values = np.asarray(table[feature], dtype=float)[part]
+            values = columns[feature][part]
             values = values[~np.isnan(values)]
             counts, _ = np.histogram(values, bins=feature_edges)
             stats.histograms.setdefault(feature, {})[o] = Histogram(

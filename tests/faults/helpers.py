@@ -25,7 +25,6 @@ import tomlkit
 import syft_flwr
 from syft_flwr.config import load_project_config
 from syft_flwr.rds import setup_rds_server
-from syft_flwr.transport.inbox import private_app_dir
 from tests.support import AGGREGATOR, DATASITES, REPO, copy_app
 
 KEY = "net"
@@ -154,7 +153,7 @@ class DataOwner:
 
     def answered_ids(self, app_name: str, network: Any) -> list[str]:
         """Message ids in the node's answered log, in order (a restarted node appends)."""
-        path = private_app_dir(network, self.email, app_name) / "answered.log"
+        path = network.flwr_private_dir(self.email, app_name) / "answered.log"
         if not path.exists():
             return []
         return [line for line in path.read_text().splitlines() if line.strip()]

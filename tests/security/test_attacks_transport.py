@@ -18,13 +18,15 @@ from loguru import logger
 
 from syft_flwr.config import Identity
 from syft_flwr.network import Network, atomic_write_bytes
-from syft_flwr.transport import DatasiteGrid, DatasiteNode, codec, flwr_compat, security_log_path
+from syft_flwr.transport import DatasiteGrid, DatasiteNode, codec, flwr_compat
 from syft_flwr.transport.codec import MessageFileError
 from syft_flwr.transport.security import MessageKeys
 from tests.faults.helpers import wait_for
 from tests.transport.helpers import (
     AGGREGATOR,
     APP,
+    COUNTS,
+    DELTAS,
     Federation,
     datasite,
     federation,
@@ -32,8 +34,6 @@ from tests.transport.helpers import (
     query_message,
 )
 
-DELTAS = [[np.full(3, 1.0)], [np.full(3, 2.0)]]
-COUNTS = [1, 2]
 DO1, DO2 = datasite(1), datasite(2)
 MARKER = "PLAINTEXT-MARKER-7f3a9c"
 
@@ -103,7 +103,7 @@ def unsign(data: bytes) -> bytes:
 
 
 def security_lines(network: Network, email: str) -> list[dict]:
-    path = security_log_path(network, email, APP)
+    path = network.security_log(email, APP)
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 

@@ -21,6 +21,11 @@ AGGREGATOR = "ds@openmined.org"
 APP = "tiny-app"
 
 
+#: the two datasites' updates and example counts most transport tests federate over
+DELTAS = [[np.full(3, 1.0)], [np.full(3, 2.0)]]
+COUNTS = [1, 2]
+
+
 def datasite(i: int) -> str:
     return f"do{i}@openmined.org"
 

@@ -8,27 +8,24 @@ import os
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 
 from syft_flwr.network import Network
 from syft_flwr.transport import DatasiteGrid, DatasiteNode, NodeResult, inbox, node
-from syft_flwr.transport.inbox import private_app_dir
 from tests.support import captured_logs
 from tests.transport.helpers import (
     AGGREGATOR,
     APP,
+    COUNTS,
+    DELTAS,
     create_identities,
     datasite,
     federation,
     make_app,
     query_message,
 )
-
-DELTAS = [[np.full(3, 1.0)], [np.full(3, 2.0)]]
-COUNTS = [1, 2]
 
 
 @pytest.fixture
@@ -79,7 +76,7 @@ def test_a_refused_file_that_cannot_be_moved_is_skipped_and_the_node_keeps_servi
         junk = box / "notes.txt"
         junk.write_text("not a message")
         os.utime(junk, (1, 1))  # oldest: handled first
-        quarantine_dir = private_app_dir(fed.network, do1, APP) / "quarantine"
+        quarantine_dir = fed.network.flwr_private_dir(do1, APP) / "quarantine"
         attempts: list[str] = []
         if how == "replace-denied":
             real_replace = os.replace
@@ -109,10 +106,7 @@ def test_a_refused_file_that_cannot_be_moved_is_skipped_and_the_node_keeps_servi
     if how == "replace-denied":
         assert attempts == ["notes.txt"]
     entries = [
-        json.loads(line)
-        for line in (private_app_dir(fed.network, do1, APP) / "security.jsonl")
-        .read_text()
-        .splitlines()
+        json.loads(line) for line in fed.network.security_log(do1, APP).read_text().splitlines()
     ]
     assert [(e["file"], e["quarantined"]) for e in entries] == [("notes.txt", None)]
 

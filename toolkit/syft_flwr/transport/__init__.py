@@ -17,7 +17,6 @@ from syft_flwr.transport.codec import MessageFileError  # noqa: E402
 from syft_flwr.transport.errors import KINDS as REFUSAL_KINDS  # noqa: E402
 from syft_flwr.transport.grid import DatasiteGrid  # noqa: E402
 from syft_flwr.transport.ids import node_id_for  # noqa: E402
-from syft_flwr.transport.inbox import security_log_path  # noqa: E402
 from syft_flwr.transport.node import AppError, DatasiteNode, NodeResult  # noqa: E402
 from syft_flwr.transport.report import (  # noqa: E402
     QuarantinedFile,
@@ -38,5 +37,4 @@ __all__ = [
     "RoundReport",
     "RunReport",
     "node_id_for",
-    "security_log_path",
 ]

@@ -34,10 +34,8 @@ from syft_flwr.transport.codec import (
 from syft_flwr.transport.ids import new_message_id, node_id_for
 from syft_flwr.transport.inbox import (
     list_inbox,
-    private_app_dir,
     refuse,
     remove,
-    security_log_path,
     write_message,
 )
 from syft_flwr.transport.report import ReplyError, RoundReport, RunReport
@@ -153,9 +151,9 @@ class DatasiteGrid(Grid):
         self._inboxes = {
             email: str(network.flwr_inbox(email, self.app_name)) for email in self.datasites
         }
-        private = private_app_dir(network, self.aggregator, self.app_name)
+        private = network.flwr_private_dir(self.aggregator, self.app_name)
         self.quarantine_dir = private / "quarantine"
-        self.security_log = security_log_path(network, self.aggregator, self.app_name)
+        self.security_log = network.security_log(self.aggregator, self.app_name)
         self.report = RunReport()
         self._lock = threading.RLock()
         self._started_at = time.time()
@@ -453,7 +451,7 @@ class DatasiteGrid(Grid):
         for entry in list_inbox(self.inbox):
             if entry.name in self._unmovable:
                 continue
-            got = self._read_reply(entry.name, entry.path)
+            got = self._read_reply(entry)
             if got is None:
                 continue
             reply, nbytes = got
@@ -477,9 +475,10 @@ class DatasiteGrid(Grid):
         self.report.add_late(sender)
         remove(path)
 
-    def _read_reply(self, name: str, path: str) -> tuple[Message, int] | None:
-        """The reply in file ``name`` at ``path`` and the file's size, or None (refused, late,
+    def _read_reply(self, entry: os.DirEntry[str]) -> tuple[Message, int] | None:
+        """The reply in the inbox file ``entry`` and the file's size, or None (refused, late,
         or gone)."""
+        name, path = entry.name, entry.path
         if not name.endswith(FILE_SUFFIX):
             self._refuse(path, MessageFileError("unexpected file name (not a message file)"))
             return None

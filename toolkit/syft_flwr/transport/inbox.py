@@ -13,20 +13,10 @@ from pathlib import Path
 
 from loguru import logger
 
-from syft_flwr.network import Network, atomic_write_bytes, atomic_write_text, is_temporary
+from syft_flwr.network import atomic_write_bytes, atomic_write_text, is_temporary
 from syft_flwr.transport.codec import EncodedMessage
 from syft_flwr.transport.errors import MessageFileError
 from syft_flwr.transport.report import QuarantinedFile
-
-
-def private_app_dir(network: Network, email: str, app_name: str) -> Path:
-    """``private/<email>/flwr/<app>/``: a party's own records for an app (never synced)."""
-    return network.flwr_private_dir(email, app_name)
-
-
-def security_log_path(network: Network, email: str, app_name: str) -> Path:
-    """``private/<email>/flwr/<app>/security.jsonl``: every file ``email`` refused for the app."""
-    return network.security_log(email, app_name)
 
 
 def list_inbox(inbox: str | os.PathLike[str]) -> list[os.DirEntry[str]]:

@@ -33,10 +33,8 @@ from syft_flwr.transport.grid import server_round
 from syft_flwr.transport.ids import is_message_id, new_message_id, node_id_for
 from syft_flwr.transport.inbox import (
     list_inbox,
-    private_app_dir,
     refuse,
     remove,
-    security_log_path,
     write_message,
 )
 from syft_flwr.transport.report import QuarantinedFile, count_refusals
@@ -178,9 +176,9 @@ class DatasiteNode:
         self.node_id = node_id_for(self.email)
         self.inbox = network.flwr_inbox(self.email, self.app_name)
         self.aggregator_inbox = network.flwr_inbox(self.aggregator, self.app_name)
-        self.private_dir = private_app_dir(network, self.email, self.app_name)
+        self.private_dir = network.flwr_private_dir(self.email, self.app_name)
         self.quarantine_dir = self.private_dir / "quarantine"
-        self.security_log = security_log_path(network, self.email, self.app_name)
+        self.security_log = network.security_log(self.email, self.app_name)
         self._scratch = Scratch()
         self._contexts: dict[int, Context] = {}
         self._stop = threading.Event()
@@ -240,7 +238,7 @@ class DatasiteNode:
                     break
                 if entry.name in self._unmovable:
                     continue
-                outcome = self._handle(entry.name, entry.path, answered, result, started)
+                outcome = self._handle(entry, answered, result, started)
                 last_activity = time.monotonic()
                 if outcome == "stop":
                     result.reason = "stop-message"
@@ -273,8 +271,9 @@ class DatasiteNode:
         )
 
     def _handle(
-        self, name: str, path: str, answered: _AnsweredLog, result: NodeResult, started: float
+        self, entry: os.DirEntry[str], answered: _AnsweredLog, result: NodeResult, started: float
     ) -> str:
+        name, path = entry.name, entry.path
         if not name.endswith(FILE_SUFFIX):
             return self._refuse(
                 path, MessageFileError("unexpected file name (not a message file)"), result
