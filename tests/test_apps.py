@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from syft_flwr.apps import AppLoadError, load_apps
+from syft_flwr.apps import AppLoadError, load_apps, load_client_app, load_server_app
 from tests.support import copy_app
 
 
@@ -48,3 +48,25 @@ def test_an_app_that_cannot_be_loaded_is_one_clear_error(
     assert str(tiny_app / "pyproject.toml") in message and f"{cause}: " in message
     assert isinstance(info.value, ImportError)  # callers catching ImportError still do
     assert sys.path == before and "tiny_app" not in sys.modules
+
+
+def test_each_party_loads_only_its_own_component(tiny_app: Path, tmp_path: Path) -> None:
+    """A data owner's job runs none of the ServerApp's module code, and the other way round."""
+    loaded = tmp_path / "loaded.txt"
+    for kind, file in (("server", "server_app.py"), ("client", "client_app.py")):
+        module = tiny_app / "tiny_app" / file
+        record = f"open({str(loaded)!r}, 'a').write({kind!r} + ' ')\n"
+        module.write_text(record + module.read_text())
+
+    def imported() -> list[str]:
+        return loaded.read_text().split() if loaded.exists() else []
+
+    client_app = load_client_app(tiny_app)
+    assert imported() == ["client"]
+    server_app = load_server_app(tiny_app)
+    assert imported() == ["client", "server"]
+    both = load_apps(tiny_app)
+    assert sorted(imported()[2:]) == ["client", "server"]
+    assert type(client_app) is type(both.client_app)
+    assert type(server_app) is type(both.server_app)
+    assert "tiny_app" not in sys.modules

@@ -1,4 +1,5 @@
-"""The garbage collector kept off long-lived objects: paused, frozen, and at exit."""
+"""The garbage collector kept off long-lived objects: paused, frozen after the first load, and
+at exit."""
 
 from __future__ import annotations
 
@@ -93,3 +94,57 @@ def test_explicit_collections_still_free_garbage_while_paused() -> None:
         _cycle(freed, "made while loading")
         gc.collect()
         assert freed == ["made while loading"]
+
+
+LOADS = textwrap.dedent(
+    """
+    import gc, weakref
+    from syft_flwr import collector
+
+    freed = []
+
+    class Cycle:
+        pass
+
+    def cycle(name):
+        a, b = Cycle(), Cycle()
+        a.other, b.other = b, a
+        weakref.finalize(a, freed.append, name)
+
+    cycle("before the first load")
+    try:
+        with collector.loading_long_lived():
+            raise ImportError("the app failed to load")
+    except ImportError:
+        pass
+    print("frozen after a failed load", gc.get_freeze_count())
+    with collector.loading_long_lived():
+        assert not gc.isenabled()
+        import json, decimal  # something that stays loaded
+    print("enabled", gc.isenabled())
+    first = gc.get_freeze_count()
+    print("frozen after the first load", first > 0)
+    cycle("between the loads")
+    with collector.loading_long_lived():
+        cycle("in the second load")
+    print("the second load froze nothing more", gc.get_freeze_count() == first)
+    gc.collect()
+    print("freed", sorted(freed))
+    """
+)
+
+
+def test_the_first_load_is_frozen_once_and_no_garbage_with_it() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", LOADS], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "frozen after a failed load 0"
+    assert lines[1] == "enabled True"
+    assert lines[2] == "frozen after the first load True"
+    assert lines[3] == "the second load froze nothing more True"
+    # garbage from before the freeze was collected first; later garbage is collected as usual
+    assert lines[4] == (
+        "freed ['before the first load', 'between the loads', 'in the second load']"
+    )

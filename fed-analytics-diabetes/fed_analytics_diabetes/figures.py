@@ -1,11 +1,12 @@
-"""Histogram figures of the aggregated counts (matplotlib, imported only when plotting).
+"""Histogram figures of the aggregated counts, drawn with matplotlib.
 
-Uses the object-oriented API (``Figure`` + the Agg canvas): no pyplot, no global backend
-switch, safe in a thread of a simulation. Drawing is most of a one-round simulation's own
-work, so the figures are built for speed: the bars of an outcome are one collection (not an
-artist per bar), margins are fixed rather than computed by a layout engine, PNGs are 900
-pixels wide and compressed lightly, and with more than 15 bin edges every other one is
-labelled.
+matplotlib is imported with this module, so it loads with the ServerApp (a data owner's job
+loads only the ClientApp and never imports it). Uses the object-oriented API (``Figure`` +
+the Agg canvas): no pyplot, no global backend switch, safe in a thread of a simulation.
+Drawing is most of a one-round simulation's own work, so the figures are built for speed:
+the bars of an outcome are one collection (not an artist per bar), margins are fixed rather
+than computed by a layout engine, PNGs are 900 pixels wide and compressed lightly, and with
+more than 15 bin edges every other one is labelled.
 """
 
 from __future__ import annotations
@@ -13,6 +14,11 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PolyCollection
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from fed_analytics_diabetes.settings import FEATURES, OUTCOME_NAMES, OUTCOMES, ZERO_IS_MISSING
 from fed_analytics_diabetes.statistics import Statistics
@@ -22,11 +28,6 @@ COLORS = {0: "#4C72B0", 1: "#DD8452"}
 
 def histogram_png(stats: Statistics, feature: str, path: Path, *, datasites: int) -> Path:
     """Draw ``feature``'s histogram per outcome into ``path`` (written whole, then renamed)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.collections import PolyCollection
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-
     hists = stats.histograms[feature]
     edges = hists[OUTCOMES[0]].edges
     fig = Figure(figsize=(10, 5.5), dpi=90)  # 900 x 495 pixels

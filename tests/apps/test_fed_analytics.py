@@ -386,7 +386,7 @@ def test_bad_data_is_an_error_reply_and_no_valid_reply_raises(
     assert len([w for w in flwr_warnings if "failed" in w]) == 3
 
 
-def test_the_app_is_a_valid_flower_app_with_light_imports(app_copy: Path) -> None:
+def test_the_app_is_a_valid_flower_app_and_its_client_app_imports_light(app_copy: Path) -> None:
     assert not (APP / "main.py").exists()
     assert "[tool.syft_flwr]" not in (APP / "pyproject.toml").read_text()
     script = f"""
@@ -396,11 +396,15 @@ from flwr.cli.config_utils import load_and_validate
 project = Path({str(app_copy)!r})
 config, warnings = load_and_validate(project / "pyproject.toml", check_module=True)
 sys.path.insert(0, str(project))
-import fed_analytics_diabetes.client_app, fed_analytics_diabetes.server_app
+heavy = ("pandas", "matplotlib")
+import fed_analytics_diabetes.client_app
+client_heavy = [m for m in heavy if m in sys.modules]
+import fed_analytics_diabetes.server_app
 from fed_analytics_diabetes import settings
 print(json.dumps({{
     "warnings": warnings,
-    "heavy": [m for m in ("pandas", "matplotlib") if m in sys.modules],
+    "client_heavy": client_heavy,
+    "server_heavy": [m for m in heavy if m in sys.modules],
     "config": config["tool"]["flwr"]["app"]["config"],
     "defaults": {{settings.config_key(f): v for f, v in settings.DEFAULT_BINS.items()}},
 }}))
@@ -411,7 +415,9 @@ print(json.dumps({{
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["warnings"] == []
-    assert result["heavy"] == []  # pandas and matplotlib load only when used
+    # a data owner's job loads only the ClientApp: neither pandas nor matplotlib comes with it
+    assert result["client_heavy"] == []
+    assert result["server_heavy"] == ["matplotlib"]  # the ServerApp draws; pandas never loads
     for key, default in result["defaults"].items():
         assert result["config"][key] == default  # pyproject and settings agree
     assert result["config"]["num-server-rounds"] == 1

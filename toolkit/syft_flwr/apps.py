@@ -57,27 +57,41 @@ def _owned(name: str, packages: set[str]) -> bool:
     return name.split(".")[0] in packages
 
 
-def load_apps(project_dir: Path) -> FlowerApps:
-    """Import the components named in ``[tool.flwr.app.components]`` from ``project_dir``.
-
-    Raises :class:`AppLoadError` when one cannot be imported (ImportError, SyntaxError, a
-    missing attribute), ValueError when the table is missing or malformed.
-    """
+def _load_components(project_dir: Path, kinds: tuple[str, ...]) -> dict[str, Any]:
+    """Import the components ``kinds`` ("serverapp", "clientapp") of ``project_dir``."""
     project_dir = Path(project_dir).resolve()
     server_ref, client_ref = flower_components(project_dir)
-    packages = {ref.split(":")[0].split(".")[0] for ref in (server_ref, client_ref)}
+    refs = {"serverapp": server_ref, "clientapp": client_ref}
+    packages = {ref.split(":")[0].split(".")[0] for ref in refs.values()}
     with _lock:
         saved = {n: m for n, m in sys.modules.items() if _owned(n, packages)}
         for name in saved:
             del sys.modules[name]
         sys.path.insert(0, str(project_dir))
         try:
-            return FlowerApps(
-                server_app=_load("serverapp", server_ref, project_dir),
-                client_app=_load("clientapp", client_ref, project_dir),
-            )
+            return {kind: _load(kind, refs[kind], project_dir) for kind in kinds}
         finally:
             sys.path.remove(str(project_dir))
             for name in [n for n in sys.modules if _owned(n, packages)]:
                 del sys.modules[name]
             sys.modules.update(saved)
+
+
+def load_apps(project_dir: Path) -> FlowerApps:
+    """Import both components named in ``[tool.flwr.app.components]`` from ``project_dir``.
+
+    Raises :class:`AppLoadError` when one cannot be imported (ImportError, SyntaxError, a
+    missing attribute), ValueError when the table is missing or malformed.
+    """
+    loaded = _load_components(project_dir, ("serverapp", "clientapp"))
+    return FlowerApps(server_app=loaded["serverapp"], client_app=loaded["clientapp"])
+
+
+def load_server_app(project_dir: Path) -> Any:
+    """Only the ServerApp (an aggregator's run does not import the ClientApp's modules)."""
+    return _load_components(project_dir, ("serverapp",))["serverapp"]
+
+
+def load_client_app(project_dir: Path) -> Any:
+    """Only the ClientApp: a data owner's job runs none of the ServerApp's module code."""
+    return _load_components(project_dir, ("clientapp",))["clientapp"]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from syft_flwr.collector import skip_collections_at_exit
+from syft_flwr.collector import loading_long_lived, skip_collections_at_exit
 from syft_flwr.config import (
     CONFIG_ENV,
     JOB_ID_ENV,
@@ -101,18 +101,19 @@ def run_aggregator(
     """
     import secrets
 
-    from syft_flwr.apps import load_apps
-    from syft_flwr.monitor import (
-        Heartbeat,
-        HeartbeatObserver,
-        ObserverFanout,
-        monitor_run,
-        wait_for_datasites,
-    )
-    from syft_flwr.transport import DatasiteGrid
-
     config = config or load_project_config(project_dir)
-    apps = load_apps(project_dir)
+    with loading_long_lived():  # flwr, the transport and the app load here
+        from syft_flwr.apps import load_server_app
+        from syft_flwr.monitor import (
+            Heartbeat,
+            HeartbeatObserver,
+            ObserverFanout,
+            monitor_run,
+            wait_for_datasites,
+        )
+        from syft_flwr.transport import DatasiteGrid
+
+        server_app = load_server_app(project_dir)
     full_config = run_config_for(project_dir, run_config, resume)
     network = identity.network
     run_id = secrets.randbits(62) + 1
@@ -144,7 +145,7 @@ def run_aggregator(
         try:
             context = grid.server_context()
             context.node_config["project-dir"] = str(project_dir)
-            apps.server_app(grid, context)
+            server_app(grid, context)
         except BaseException as exc:  # reported, never swallowed as success
             logger.exception(f"the ServerApp of {config.app_name} failed: {exc}")
             outcome.error = exc
@@ -175,19 +176,20 @@ def run_datasite(
     config: ProjectConfig | None = None,
 ):
     """Serve the ClientApp of ``project_dir`` for ``identity`` on ``data_dir`` until stopped."""
-    from syft_flwr.apps import load_apps
-    from syft_flwr.monitor import Heartbeat
-    from syft_flwr.transport import DatasiteNode
-
     config = config or load_project_config(project_dir)
-    apps = load_apps(project_dir)
+    with loading_long_lived():  # flwr, the transport and the app load here
+        from syft_flwr.apps import load_client_app
+        from syft_flwr.monitor import Heartbeat
+        from syft_flwr.transport import DatasiteNode
+
+        client_app = load_client_app(project_dir)
     heartbeat = Heartbeat(identity.network, identity.email, "datasite")
     node = DatasiteNode(
         identity.network,
         config.app_name,
         identity.email,
         config.aggregator,
-        apps.client_app,
+        client_app,
         data_path=Path(data_dir),
         node_config=node_config,
         run_config=run_config_for(project_dir, run_config, False),

@@ -143,7 +143,7 @@ def run(
     config = load_project_config(project_dir)
     mocks = [Path(p).expanduser().resolve() for p in mock_paths]
     _check_inputs(project_dir, mocks, config.datasites)
-    with collector.paused():  # flwr, the transport and the app load here: no garbage to find
+    with collector.loading_long_lived():  # flwr, the transport and the app load here
         from syft_flwr.apps import load_apps
         from syft_flwr.monitor import Heartbeat, HeartbeatObserver, ObserverFanout, monitor_run
         from syft_flwr.transport import DatasiteGrid, DatasiteNode
