@@ -5,7 +5,7 @@
 
 Measures ``DatasiteGrid.send_and_receive`` to one ``DatasiteNode`` (in a thread of this
 process, or in its own OS process) and back, with message bodies encrypted to the recipient
-(the default) or plain; every file is signed either way:
+(the default) or plain; every file's header is authenticated (a MAC) either way:
 
 - a small query message (a ConfigRecord): p50 / p99 over ``--small`` messages;
 - 1 MB, 10 MB and 100 MB ArrayRecords, next to the raw cost of moving the same bytes
@@ -17,11 +17,11 @@ Targets: small p50 <= 2 ms and p99 <= 10 ms; 100 MB within 2x of raw. Prints a t
 writes benchmarks/results/transport.json.
 
 Why encryption is on by default: an encrypted body's AES-256-GCM tag replaces the SHA-256
-checksums a plain signed body needs (the signature covers them, so they must be
+checksums a plain body needs (the header's MAC covers them, so they must be
 cryptographic), and AES-GCM runs at ~6 GB/s here against ~1.1 GB/s for SHA-256. Encrypted
 100 MB exchanges are therefore about twice as fast as plain ones; a small message pays a
-few tens of microseconds for the key derivation. Every small message pays for one Ed25519
-signature and one verification per leg (~40 + ~110 us on a quiet machine), encrypted or not.
+few tens of microseconds for the key derivation. Every message pays for one HMAC-SHA256 of
+its header per side (a few microseconds; the MAC keys are derived once per pair of parties).
 """
 
 from __future__ import annotations

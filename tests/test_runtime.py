@@ -107,13 +107,13 @@ def test_a_node_result_reads_as_a_sentence() -> None:
         "idle-timeout",
         answered=3,
         app_errors=[AppError("m1", "ValueError", "boom")],
-        quarantined=[QuarantinedFile("/inbox/x", "bad signature", "bad-signature")],
+        quarantined=[QuarantinedFile("/inbox/x", "bad MAC", "bad-mac")],
         undelivered=["r1"],
     )
     assert describe_node_result(troubled) == (
         "answered 3 messages and stopped at the idle timeout, before the aggregator said the "
         "run was over; the ClientApp raised ValueError: boom; 1 reply file(s) could not be "
-        "written; refused 1 file(s) (1 bad-signature)"
+        "written; refused 1 file(s) (1 bad-mac)"
     )
     assert "NodeResult(" not in describe_node_result(troubled)
 

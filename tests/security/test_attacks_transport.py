@@ -39,14 +39,17 @@ MARKER = "PLAINTEXT-MARKER-7f3a9c"
 
 
 # -- forging files ------------------------------------------------------------------------------
-def instruction(fed: Federation, recipient: str, message_id: str | None = None) -> Message:
-    """A query a ClientApp of the tiny app answers, addressed to ``recipient``."""
+def instruction(
+    fed: Federation, recipient: str, message_id: str | None = None, run_id: int = 1
+) -> Message:
+    """A query a ClientApp of the tiny app answers, addressed to ``recipient`` (for run 1
+    unless said otherwise, not the run of ``fed.grid``)."""
     flwr_compat.ensure_task_identity(1)
     msg = Message(
         RecordDict({"q": ConfigRecord({"stat": "sum"})}), fed.grid.node_id_of(recipient), "query"
     )
     flwr_compat.set_message_id(msg, message_id or os.urandom(16).hex())
-    flwr_compat.set_route(msg, run_id=1, src_node_id=flwr_compat.SUPERLINK_NODE_ID)
+    flwr_compat.set_route(msg, run_id=run_id, src_node_id=flwr_compat.SUPERLINK_NODE_ID)
     return msg
 
 
@@ -54,21 +57,22 @@ def encode(
     network: Network,
     message: Message,
     *,
-    signer: str,
+    writer: str,
     sender: str,
     recipient: str,
     app_name: str = APP,
     encrypt: bool = True,
     created_at: float | None = None,
 ) -> codec.EncodedMessage:
-    """A file for ``message`` that claims to come from ``sender``, signed by ``signer``."""
+    """A file for ``message`` that claims to come from ``sender``, authenticated with
+    ``writer``'s keys."""
     return codec.encode_message(
         message,
         sender=sender,
         recipient=recipient,
         app_name=app_name,
         max_bytes=2**24,
-        keys=MessageKeys(network, signer),
+        keys=MessageKeys(network, writer),
         encrypt=encrypt,
         created_at=created_at,
     )
@@ -84,7 +88,7 @@ def drop(inbox: Path, encoded: codec.EncodedMessage | bytes, name: str | None = 
 
 
 def edit_header(data: bytes, **changes) -> bytes:
-    """The same file with header fields changed after signing (header CRC made right again)."""
+    """The same file with header fields changed after writing (header CRC made right again)."""
     magic, version, header_len, _ = struct.unpack(">8sHII", data[:18])
     header = json.loads(data[18 : 18 + header_len])
     header.update(changes)
@@ -96,10 +100,10 @@ def edit_header(data: bytes, **changes) -> bytes:
     )
 
 
-def unsign(data: bytes) -> bytes:
-    """The same file with its signature (the 64 bytes after the header) blanked: unsigned."""
+def strip_mac(data: bytes) -> bytes:
+    """The same file with its MAC (the 32 bytes after the header) blanked: unauthenticated."""
     end = 18 + struct.unpack(">8sHII", data[:18])[2]
-    return data[:end] + codec.UNSIGNED + data[end + codec.SIGNATURE_BYTES :]
+    return data[:end] + codec.NO_MAC + data[end + codec.MAC_BYTES :]
 
 
 def security_lines(network: Network, email: str) -> list[dict]:
@@ -137,49 +141,49 @@ def test_a_node_refuses_forged_altered_and_replayed_messages_and_keeps_serving(
         (legit_id,) = fed.grid.push_messages([query_message(fed.grid, DO1)])
         legit = (inbox / f"{legit_id}.msg").read_bytes()  # what a sync could capture
 
-        def signed_by_aggregator(**kwargs) -> codec.EncodedMessage:
+        def from_aggregator(**kwargs) -> codec.EncodedMessage:
             return encode(
-                network, instruction(fed, DO1), signer=AGGREGATOR, sender=AGGREGATOR,
+                network, instruction(fed, DO1), writer=AGGREGATOR, sender=AGGREGATOR,
                 recipient=DO1, **kwargs,
             )  # fmt: skip
 
         expected: dict[str, str] = {}
-        # do2 forges the aggregator's sender field, but can only sign with its own key
-        spoof = encode(network, instruction(fed, DO1), signer=DO2, sender=AGGREGATOR, recipient=DO1)
-        expected[drop(inbox, spoof).name] = "bad-signature"
+        # do2 forges the aggregator's sender field, but has only its own keys to make a MAC
+        spoof = encode(network, instruction(fed, DO1), writer=DO2, sender=AGGREGATOR, recipient=DO1)
+        expected[drop(inbox, spoof).name] = "bad-mac"
         # do2 as itself: it is not the aggregator of the project do1 serves
-        as_do2 = encode(network, instruction(fed, DO1), signer=DO2, sender=DO2, recipient=DO1)
+        as_do2 = encode(network, instruction(fed, DO1), writer=DO2, sender=DO2, recipient=DO1)
         expected[drop(inbox, as_do2).name] = "wrong-sender"
-        # a message without a signature
-        unsigned = signed_by_aggregator()
-        data = unsign(unsigned.to_bytes())
-        expected[drop(inbox, data, unsigned.envelope.file_name).name] = "unsigned"
-        # a header changed after signing (made to look fresher)
-        tampered = signed_by_aggregator(created_at=time.time() - 5)
+        # a message without a MAC
+        bare = from_aggregator()
+        data = strip_mac(bare.to_bytes())
+        expected[drop(inbox, data, bare.envelope.file_name).name] = "unauthenticated"
+        # a header changed after writing (made to look fresher)
+        tampered = from_aggregator(created_at=time.time() - 5)
         data = edit_header(tampered.to_bytes(), created_at=time.time())
-        expected[drop(inbox, data, tampered.envelope.file_name).name] = "bad-signature"
-        # a body changed after signing
-        altered = signed_by_aggregator()
+        expected[drop(inbox, data, tampered.envelope.file_name).name] = "bad-mac"
+        # a body changed after writing
+        altered = from_aggregator()
         data = bytearray(altered.to_bytes())
         data[-20] ^= 0x01
         expected[drop(inbox, bytes(data), altered.envelope.file_name).name] = "corrupted"
-        # a plain body changed after signing (its SHA-256 checksum no longer matches)
-        plain = signed_by_aggregator(encrypt=False)
+        # a plain body changed after writing (its SHA-256 checksum no longer matches)
+        plain = from_aggregator(encrypt=False)
         data = bytearray(plain.to_bytes())
         data[-3] ^= 0x01
         expected[drop(inbox, bytes(data), plain.envelope.file_name).name] = "corrupted"
-        # a genuine, signed message that is too old, and one dated in the future
-        expected[drop(inbox, signed_by_aggregator(created_at=time.time() - 3600)).name] = "expired"
-        expected[drop(inbox, signed_by_aggregator(created_at=time.time() + 3600)).name] = "future"
+        # a genuine, authenticated message that is too old, and one dated in the future
+        expected[drop(inbox, from_aggregator(created_at=time.time() - 3600)).name] = "expired"
+        expected[drop(inbox, from_aggregator(created_at=time.time() + 3600)).name] = "future"
         # a message for another app dropped into this app's inbox
         other = encode(
-            network, instruction(fed, DO1), signer=AGGREGATOR, sender=AGGREGATOR, recipient=DO1,
+            network, instruction(fed, DO1), writer=AGGREGATOR, sender=AGGREGATOR, recipient=DO1,
             app_name="other-app",
         )  # fmt: skip
         expected[drop(inbox, other).name] = "wrong-app"
         # a message addressed to do2, dropped into do1's inbox
         misdirected = encode(
-            network, instruction(fed, DO2), signer=AGGREGATOR, sender=AGGREGATOR, recipient=DO2
+            network, instruction(fed, DO2), writer=AGGREGATOR, sender=AGGREGATOR, recipient=DO2
         )
         expected[drop(inbox, misdirected).name] = "wrong-recipient"
 
@@ -201,7 +205,7 @@ def test_a_node_refuses_forged_altered_and_replayed_messages_and_keeps_serving(
     assert result.answered == 2
     got = {Path(q.path).name.split("-", 1)[1]: q.kind for q in result.quarantined}
     assert got == expected
-    assert result.refusals["bad-signature"] == 2 and result.refusals["corrupted"] == 2
+    assert result.refusals["bad-mac"] == 2 and result.refusals["corrupted"] == 2
     spoofed = next(q for q in result.quarantined if q.path.endswith(spoof.envelope.file_name))
     assert spoofed.sender == AGGREGATOR  # the log says who the file claimed to be from
     lines = security_lines(fed.network, DO1)
@@ -225,7 +229,7 @@ def test_a_forged_stop_does_not_stop_a_node(tmp_path: Path) -> None:
         # the query may be answered first (same clock tick, names in order): wait for the stop
         wait_for(lambda: not list(inbox.iterdir()), "the node to refuse the forged stop")
         result = fed.stop(DO1)
-    assert result.reason == "stopped" and result.refusals == {"bad-signature": 1}
+    assert result.reason == "stopped" and result.refusals == {"bad-mac": 1}
 
 
 # -- the aggregator's side ----------------------------------------------------------------------
@@ -235,18 +239,19 @@ def test_the_grid_accepts_a_reply_only_from_the_datasite_it_asked(tmp_path: Path
         (request_id,) = grid.push_messages([query_message(grid, DO1)])
         request = instruction(fed, DO1, request_id)
 
-        def reply(signer: str, sender: str, to: Message = request) -> codec.EncodedMessage:
+        def reply(writer: str, sender: str, to: Message = request) -> codec.EncodedMessage:
             answer = Message(RecordDict({"stats": ConfigRecord({"sum": 666.0})}), reply_to=to)
             flwr_compat.set_message_id(answer, os.urandom(16).hex())
-            return encode(network, answer, signer=signer, sender=sender, recipient=AGGREGATOR)
+            return encode(network, answer, writer=writer, sender=sender, recipient=AGGREGATOR)
 
         expected: dict[str, str] = {}
         expected[drop(grid.inbox, reply(DO2, DO2)).name] = "wrong-sender"  # not asked
-        expected[drop(grid.inbox, reply(DO2, DO1)).name] = "bad-signature"  # posing as do1
-        unsigned = reply(DO1, DO1)
-        data = unsign(unsigned.to_bytes())
-        expected[drop(grid.inbox, data, unsigned.envelope.file_name).name] = "unsigned"
-        never_sent = reply(DO1, DO1, to=instruction(fed, DO1))
+        expected[drop(grid.inbox, reply(DO2, DO1)).name] = "bad-mac"  # posing as do1
+        bare = reply(DO1, DO1)
+        data = strip_mac(bare.to_bytes())
+        expected[drop(grid.inbox, data, bare.envelope.file_name).name] = "unauthenticated"
+        # of this very run, yet to a request the grid never sent
+        never_sent = reply(DO1, DO1, to=instruction(fed, DO1, run_id=grid.run.run_id))
         expected[drop(grid.inbox, never_sent).name] = "unexpected"
         assert list(grid.pull_messages([request_id])) == []  # none of them is the reply
 
@@ -285,11 +290,23 @@ def test_a_late_reply_from_an_earlier_run_is_dropped_quietly(tmp_path: Path) -> 
             RecordDict({"stats": ConfigRecord({"sum": 1.0})}), reply_to=instruction(fed, DO1)
         )
         flwr_compat.set_message_id(old, os.urandom(16).hex())
-        drop(fed.grid.inbox, encode(fed.network, old, signer=DO1, sender=DO1, recipient=AGGREGATOR))
+        drop(fed.grid.inbox, encode(fed.network, old, writer=DO1, sender=DO1, recipient=AGGREGATOR))
         time.sleep(0.01)
         with DatasiteGrid(fed.network, APP, AGGREGATOR, [DO1, DO2]) as rerun:
             assert list(rerun.pull_messages(["0" * 32])) == []
             assert rerun.report.late_replies == [DO1] and rerun.report.quarantined == []
+            # the datasite answers the earlier run once this one has begun: the reply's Flower
+            # run id says it is not for this run
+            later = Message(
+                RecordDict({"stats": ConfigRecord({"sum": 2.0})}), reply_to=instruction(fed, DO1)
+            )
+            flwr_compat.set_message_id(later, os.urandom(16).hex())
+            drop(
+                fed.grid.inbox,
+                encode(fed.network, later, writer=DO1, sender=DO1, recipient=AGGREGATOR),
+            )
+            assert list(rerun.pull_messages(["0" * 32])) == []
+            assert rerun.report.late_replies == [DO1, DO1] and rerun.report.quarantined == []
         assert not list(fed.grid.inbox.glob("*.msg"))
     assert security_lines(fed.network, AGGREGATOR) == []
 
@@ -322,9 +339,10 @@ def test_a_datasite_without_published_keys_is_reported_not_waited_for(tmp_path: 
             assert list(grid.send_and_receive([query_message(grid, DO1)])) == []
             assert time.monotonic() - started < 10  # no point waiting for the timeout
             assert grid.report.rounds[-1].missing == [DO1]
+            grid.stop_datasites()  # no stop either: nothing can be written to it, no error
     finally:
         logger.remove(sink)
-    assert any("cannot encrypt a message to" in w and "published keys" in w for w in warnings)
+    assert any("cannot send a message to" in w and "published keys" in w for w in warnings)
     assert not list(network.flwr_inbox(DO1, APP).glob("*.msg"))
 
 
@@ -357,19 +375,25 @@ def test_files_on_disk_hold_only_ciphertext_and_only_the_recipient_can_open_them
         plain_file = network.flwr_inbox(DO1, "plain-app") / f"{plain_id}.msg"
         assert MARKER.encode() in plain_file.read_bytes()  # the control: same content, plain
 
-        def open_as(email: str) -> Message | None:
+        def open_as(email: str, *, header_checked_by: str | None = None) -> Message | None:
+            """Read the file with ``email``'s keys (the header's MAC checked with
+            ``header_checked_by``'s, when given)."""
             keys = MessageKeys(network, email)
+            header_keys = MessageKeys(network, header_checked_by) if header_checked_by else keys
             with open(path, "rb") as f:
                 envelope = codec.read_envelope(
                     f, path.name, recipient=DO1, app_name=APP, senders=(AGGREGATOR,),
-                    max_bytes=2**24, keys=keys,
+                    max_bytes=2**24, keys=header_keys,
                 )  # fmt: skip
                 segments = codec.read_segments(f, envelope, keys=keys)
             return codec.decode_message(envelope, segments)
 
-        for stranger in (DO2, "eve@example.org"):  # a signed, valid file: but not theirs
-            with pytest.raises(MessageFileError) as err:
+        for stranger in (DO2, "eve@example.org"):  # a valid file, but not theirs
+            with pytest.raises(MessageFileError) as err:  # they cannot even tell who wrote it
                 open_as(stranger)
+            assert err.value.kind == "bad-mac"
+            with pytest.raises(MessageFileError) as err:  # nor read it past a checked header
+                open_as(stranger, header_checked_by=DO1)
             assert err.value.kind == "corrupted" and "does not decrypt" in err.value.reason
         opened = open_as(DO1)
         assert opened.content["config"]["note"] == MARKER

@@ -1,6 +1,6 @@
 """The message decoder against arbitrary and mutated files: it never crashes, never hangs, and
 refuses with MessageFileError only; it never accepts a file that says something else than what
-its sender signed."""
+its sender wrote (and authenticated)."""
 
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def _join(magic: bytes, header: dict, body: bytes) -> bytes:
 
 def _accepts_only_the_original(parties: Parties, data: bytes, original: bytes) -> None:
     """The reader either refuses ``data`` (MessageFileError, nothing else) or reads exactly
-    the message the sender signed."""
+    the message the sender wrote."""
     try:
         message = parties.decode(data)
     except MessageFileError as exc:
@@ -186,7 +186,7 @@ FIELDS = [
     "chunk_size",
     "checksums",
     "encryption",
-    "signature",
+    "mac",
 ]
 
 

@@ -31,7 +31,8 @@ def datasite(i: int) -> str:
 
 
 def create_identities(network: Network, emails: Sequence[str]) -> dict[str, Identity]:
-    """Every party's identity and keys (message files are signed, bodies encrypted)."""
+    """Every party's identity and keys (message files are authenticated, bodies
+    encrypted)."""
     return {email: Identity.create(network, email) for email in emails}
 
 

@@ -1,4 +1,5 @@
-"""The message file format: round trips (signed; plain or encrypted bodies) and what a reader
+"""The message file format: round trips (authenticated; plain or encrypted
+bodies) and what a reader
 refuses before decoding."""
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def test_round_trip_keeps_arrays_records_and_order(tmp_path: Path, encrypt: bool
     )
     msg = _message(content)
     encoded = _encode(msg, encrypt=encrypt)
-    assert encoded.envelope.encrypted is encrypt and len(encoded.signature) == 64
+    assert encoded.envelope.encrypted is encrypt and len(encoded.mac) == codec.MAC_BYTES
     assert len(encoded.envelope.segments) == 1 + 4  # the skeleton + one segment per array
     back = _read(tmp_path, encoded.to_bytes())
     assert list(back.content.keys()) == ["weights", "config", "extra", "metrics"]
@@ -126,10 +127,10 @@ def _with_header(data: bytes, **changes) -> bytes:
     )
 
 
-def _with_signature(data: bytes, signature: bytes) -> bytes:
-    """The same file with another signature (the 64 bytes after the header)."""
+def _with_mac(data: bytes, mac: bytes) -> bytes:
+    """The same file with another MAC (the 32 bytes after the header)."""
     end = 18 + struct.unpack(">8sHII", data[:18])[2]
-    return data[:end] + signature + data[end + codec.SIGNATURE_BYTES :]
+    return data[:end] + mac + data[end + codec.MAC_BYTES :]
 
 
 @pytest.mark.parametrize(
@@ -146,9 +147,9 @@ def _with_signature(data: bytes, signature: bytes) -> bytes:
         (lambda d: _with_header(d, sender="eve@example.org"), "is not a party"),
         (lambda d: _with_header(d, app_name="other"), "for app 'other'"),
         (lambda d: _with_header(d, signature="abc"), "unknown ['signature']"),
-        (lambda d: _with_signature(d, b"\x01" * 64), "bad signature"),
-        (lambda d: _with_signature(d, codec.UNSIGNED), "unsigned"),
-        (lambda d: _with_header(d, created_at=1.0), "bad signature"),
+        (lambda d: _with_mac(d, b"\x01" * 32), "bad MAC"),
+        (lambda d: _with_mac(d, codec.NO_MAC), "unauthenticated"),
+        (lambda d: _with_header(d, created_at=1.0), "bad MAC"),
         (lambda d: _with_header(d, checksum_algo="md5"), "checksum algorithm 'md5'"),
         (lambda d: _with_header(d, checksum_algo="crc32"), "checksum algorithm 'crc32'"),
         (lambda d: _with_header(d, message_id="../../etc"), "message_id"),
@@ -176,7 +177,7 @@ def test_header_lengths_are_consistent() -> None:
     f = io.BytesIO(data)
     magic, version, header_len, crc = struct.unpack(">8sHII", f.read(18))
     assert (magic, version) == (codec.MAGIC, codec.FORMAT_VERSION)
-    assert len(data) == 18 + header_len + codec.SIGNATURE_BYTES + encoded.envelope.body_length
+    assert len(data) == 18 + header_len + codec.MAC_BYTES + encoded.envelope.body_length
 
 
 @pytest.mark.parametrize(
@@ -186,7 +187,7 @@ def test_header_lengths_are_consistent() -> None:
         (lambda d: d[:-20] + bytes([d[-20] ^ 1]) + d[-19:], "corrupted", "does not decrypt"),
         (lambda d: _with_header(d, encryption=None), "malformed", "plain body"),
         (lambda d: _with_header(d, checksum_algo="sha256"), "malformed", "encrypted body"),
-        (lambda d: _with_header(d, reply_to="2" * 32), "bad-signature", "bad signature"),
+        (lambda d: _with_header(d, reply_to="2" * 32), "bad-mac", "bad MAC"),
     ],
 )
 def test_encrypted_bodies_refuse_alterations(
@@ -200,8 +201,8 @@ def test_encrypted_bodies_refuse_alterations(
 
 def test_refusals_say_what_kind_and_who_claimed_to_send(tmp_path: Path) -> None:
     cases = {
-        "bad-signature": _with_header(_valid_bytes(), created_at=2.0),
-        "unsigned": _with_signature(_valid_bytes(), codec.UNSIGNED),
+        "bad-mac": _with_header(_valid_bytes(), created_at=2.0),
+        "unauthenticated": _with_mac(_valid_bytes(), codec.NO_MAC),
         "wrong-sender": _with_header(_valid_bytes(), sender="eve@example.org"),
         "wrong-recipient": _with_header(_valid_bytes(), recipient="do2@openmined.org"),
         "wrong-app": _with_header(_valid_bytes(), app_name="other"),
@@ -273,3 +274,16 @@ def test_large_encrypted_bodies_go_through_a_reused_scratch_buffer(tmp_path: Pat
         segments = codec.read_segments(f, envelope, keys=keys, scratch=scratch)
     back = codec.decode_message(envelope, segments)
     np.testing.assert_array_equal(back.content["a"].to_numpy_ndarrays()[0], values)
+
+
+def test_a_mac_holds_for_one_direction_only() -> None:
+    """A datasite's reply copied back into its own inbox, relabelled as the aggregator's,
+    does not pass: each direction has its own MAC key."""
+    ds, do = KEYS[SENDER], KEYS[RECIPIENT]
+    mac = do.mac(sender=RECIPIENT, recipient=SENDER, data=b"header")
+    ds.check_mac(sender=RECIPIENT, recipient=SENDER, data=b"header", mac=mac)  # as written
+    for reader, sender, recipient in ((do, SENDER, RECIPIENT), (ds, RECIPIENT, SENDER)):
+        data = b"header" if sender == SENDER else b"headeR"  # reflected, or altered
+        with pytest.raises(MessageFileError) as err:
+            reader.check_mac(sender=sender, recipient=recipient, data=data, mac=mac)
+        assert err.value.kind == "bad-mac" and err.value.sender == sender

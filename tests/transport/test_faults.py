@@ -154,7 +154,7 @@ def test_bad_files_are_quarantined_and_the_node_keeps_serving(tmp_path: Path) ->
 
 
 def _reply_file(grid: DatasiteGrid, request: Path, sender: str) -> Path:
-    """A well-formed reply file, signed by ``sender``, to the request in ``request``."""
+    """A well-formed reply file, authenticated as ``sender``'s, to the request in ``request``."""
     do1_keys = MessageKeys(grid.network, datasite(1))
     _, message = codec.read_message_file(
         request,

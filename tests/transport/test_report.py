@@ -21,7 +21,7 @@ def _report(*, answered: list[str], refused: int = 0) -> RunReport:
     round_.missing = [e for e in DATASITES if e not in answered]
     report.add_round(round_)
     for i in range(refused):
-        report.add_quarantined(f"/inbox/forged-{i}", "bad signature", "bad-signature", DO2)
+        report.add_quarantined(f"/inbox/forged-{i}", "bad MAC", "bad-mac", DO2)
     return report
 
 
@@ -33,7 +33,7 @@ def test_verdicts() -> None:
     warned = _report(answered=list(DATASITES), refused=1)
     assert (warned.ok, warned.completed, warned.verdict) == (False, True, "OK WITH WARNINGS")
     assert warned.summary().startswith("OK WITH WARNINGS: 1 exchanges")
-    assert "refused (bad-signature) /inbox/forged-0: bad signature" in warned.summary()
+    assert "refused (bad-mac) /inbox/forged-0: bad MAC" in warned.summary()
     assert warned.failures() == {}
     assert warned.to_dict()["verdict"] == "OK WITH WARNINGS"
 

@@ -346,7 +346,8 @@ def public_keys(network: Network, email: str) -> PublicKeys:
     except FileNotFoundError:
         raise PublicKeysNotFoundError(
             f"{email} has not published keys ({path} is missing): it must join the network "
-            f"with setup_rds_server(email={email!r}, ...) before its signatures can be checked"
+            f"with setup_rds_server(email={email!r}, ...) before others can exchange messages "
+            "with it or check its signatures"
         ) from None
     except OSError as exc:  # e.g. keys.json is a symlink or unreadable
         raise PublicKeysInvalidError(

@@ -157,7 +157,7 @@ def run(
     network = Network(Path(network_dir).resolve() if keep_network else workdir / "network")
     log_dir = project_dir / LOG_FOLDER
     parties = [*config.datasites, config.aggregator]
-    for email in parties:  # keys to sign and encrypt every message file
+    for email in parties:  # keys to authenticate and encrypt every message file
         Identity.create(network, email)
     started = time.time()
     failures: dict[str, str] = {}

@@ -4,7 +4,7 @@
   datasite into its inbox, replies read from the aggregator's inbox, a :class:`RunReport`.
 - :class:`DatasiteNode` — a datasite's loop: validates each file in its inbox, calls the
   ClientApp, writes the reply (or a Flower error reply), quarantines bad files.
-- :mod:`~syft_flwr.transport.codec` — the message file format (signed; bodies encrypted to
+- :mod:`~syft_flwr.transport.codec` — the message file format (authenticated; bodies encrypted to
   the recipient by default, see :mod:`~syft_flwr.transport.security`).
 - :mod:`~syft_flwr.transport.flwr_compat` — the only place that touches flwr internals.
 """

@@ -1,29 +1,28 @@
-"""Flower messages as files: a small versioned, signed header, then the message.
+"""Flower messages as files: a small versioned, authenticated header, then the message.
 
 Layout of a message file (all integers big-endian)::
 
     magic         8 bytes   b"SYFTFLWR"
-    version       u16       FORMAT_VERSION (3)
+    version       u16       FORMAT_VERSION (4)
     header_len    u32       length of the JSON header
     header_crc    u32       CRC-32 of the JSON header
     header        JSON      sender, recipient, app_name, message_id, kind, reply_to,
                             created_at, segments (byte counts on disk), checksum_algo,
                             chunk_size, checksums, encryption
-    signature     64 bytes  the sender's Ed25519 signature of the header
+    mac           32 bytes  HMAC-SHA256 of the header, sender to recipient
     body          segments, back to back:
                     [0]   the Flower message serialized with flwr's protobuf serde, with
                           the bytes of every Array detached (``data`` left empty)
                     [1:]  the detached Array bytes, in content order
 
-``signature`` signs the header's bytes exactly as written, under the domain
-``flwr.message.v3`` (:func:`syft_flwr.keys.signed_raw_bytes`: such a signature is never valid
-for a signed JSON document, nor for bytes signed under another domain). The reader checks it
-over the bytes it read, so the header is serialized once and never put in canonical form.
-Since the header holds the body's checksums, the signature covers the whole file. An
-all-zero signature means the file is unsigned (it is refused as such).
+``mac`` authenticates the header's bytes exactly as written, under a key only the sender and
+the recipient can derive, one per direction (:mod:`syft_flwr.transport.security`). The
+reader checks it over the bytes it read, so the header is serialized once and never put in
+canonical form. Since the header holds the body's checksums, the MAC covers the whole file.
+An all-zero MAC means the file is unauthenticated (it is refused as such).
 
 A body is either plain, with SHA-256 checksums of each ``chunk_size`` bytes of each segment
-(``checksum_algo`` "sha256"; a cryptographic hash, since the signature relies on it), or
+(``checksum_algo`` "sha256"; a cryptographic hash, since the MAC relies on it), or
 encrypted to the recipient (``encryption`` = {"alg", "salt"}, ``checksum_algo``
 "aes-256-gcm"): each segment is AES-256-GCM ciphertext followed by its 16-byte tag, and the
 header's checksum of a segment is that tag. See :mod:`syft_flwr.transport.security`.
@@ -35,7 +34,7 @@ the message (metadata, error, config and metric records, array dtype/shape) is f
 own protobuf.
 
 Readers validate the prefix, the header, the size limit, the sender/recipient/app, the
-signature and the body checksums (or tags) *before* decoding anything; any failure is a
+MAC and the body checksums (or tags) *before* decoding anything; any failure is a
 :class:`MessageFileError` whose ``reason`` says what was wrong and whose ``kind`` says what
 sort of refusal it is.
 """
@@ -68,8 +67,8 @@ from syft_flwr.transport.errors import MessageFileError
 from syft_flwr.transport.ids import is_message_id, new_message_id
 from syft_flwr.transport.security import (
     CIPHER,
+    MAC_BYTES,
     SALT_BYTES,
-    SIGNATURE_DOMAIN,
     TAG_BYTES,
     MessageKeys,
     segment_aad,
@@ -80,12 +79,12 @@ from syft_flwr.transport.settings import MAX_CLOCK_SKEW
 __all__ = ["MessageFileError"]
 
 MAGIC = b"SYFTFLWR"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 _PREFIX = struct.Struct(">8sHII")
 PREFIX_SIZE = _PREFIX.size
-SIGNATURE_BYTES = keys_module.SIGNATURE_BYTES
-UNSIGNED = bytes(SIGNATURE_BYTES)
-#: the header's one serialization: compact, ASCII only (its bytes are what is signed)
+#: the MAC of a file written without one (never a real MAC: refused as unauthenticated)
+NO_MAC = bytes(MAC_BYTES)
+#: the header's one serialization: compact, ASCII only (its bytes are what is authenticated)
 _HEADER_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 MAX_HEADER_BYTES = 8 * 1024 * 1024
 FILE_SUFFIX = ".msg"
@@ -99,7 +98,7 @@ def _sha256(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-#: checksums of plain bodies. The signature covers them, so they must be a cryptographic hash
+#: checksums of plain bodies. The MAC covers them, so they must be a cryptographic hash
 #: (CRC-32 could be forged to match altered bytes). SHA-256 runs at ~1.1 GB/s per core here.
 CHECKSUMS = {"sha256": _sha256}
 DEFAULT_CHECKSUM = "sha256"
@@ -343,8 +342,8 @@ class EncodedMessage:
 
     envelope: Envelope
     buffers: list[bytes | memoryview]
-    #: the sender's signature of the header
-    signature: bytes
+    #: the sender's MAC of the header
+    mac: bytes
 
     @property
     def size(self) -> int:
@@ -458,7 +457,7 @@ def encode_message(
     scratch: Scratch | None = None,
     created_at: float | None = None,
 ) -> EncodedMessage:
-    """Encode and sign a Flower message whose ``metadata.message_id`` is already set.
+    """Encode and authenticate a Flower message whose ``metadata.message_id`` is set.
 
     ``keys`` are the sender's. With ``encrypt`` the body is encrypted to ``recipient`` (its
     published keys must exist). With a ``scratch`` buffer, a large encrypted body is written
@@ -519,7 +518,7 @@ def encode_message(
         checksums=checksums,
         encryption_salt=salt_b64,
     )
-    return _signed(envelope, keys, segments)
+    return _authenticated(envelope, keys, segments)
 
 
 def encode_stop(
@@ -538,17 +537,18 @@ def encode_stop(
         kind=KIND_STOP,
         created_at=time.time() if created_at is None else created_at,
     )
-    return _signed(envelope, keys, [])
+    return _authenticated(envelope, keys, [])
 
 
-def _signed(
+def _authenticated(
     envelope: Envelope, keys: MessageKeys, segments: list[bytes | memoryview]
 ) -> EncodedMessage:
-    """The file of ``envelope`` and ``segments``: its header serialized once, signed as is."""
+    """The file of ``envelope`` and ``segments``: its header serialized once, its MAC over
+    exactly those bytes."""
     header = envelope.header_bytes()
-    signature = keys.sign(keys_module.signed_raw_bytes(SIGNATURE_DOMAIN, header))
+    mac = keys.mac(sender=envelope.sender, recipient=envelope.recipient, data=header)
     prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header), zlib.crc32(header))
-    return EncodedMessage(envelope, [prefix + header + signature, *segments], signature)
+    return EncodedMessage(envelope, [prefix + header + mac, *segments], mac)
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -585,7 +585,7 @@ def read_envelope(
     Checks the magic, the format version, the sizes against ``max_bytes`` and the file's
     actual size, the header checksum, the header fields, that the file is addressed to
     ``recipient`` for ``app_name`` by one of ``senders``, that it is named after its message
-    id, and that its sender signed it (``keys`` looks up the sender's published key).
+    id, and that its sender wrote it (its MAC; ``keys`` looks up the sender's published key).
     Leaves ``f`` at the start of the body. Freshness is :func:`check_freshness`'s job.
     """
     size = os.fstat(f.fileno()).st_size
@@ -604,14 +604,14 @@ def read_envelope(
     if header_len > MAX_HEADER_BYTES:
         raise MessageFileError(f"header of {header_len} bytes exceeds {MAX_HEADER_BYTES} bytes")
     # an encrypted segment adds a 16-byte tag to the body and more than that to the header
-    if size > PREFIX_SIZE + 2 * header_len + SIGNATURE_BYTES + max_bytes:
+    if size > PREFIX_SIZE + 2 * header_len + MAC_BYTES + max_bytes:
         raise MessageFileError(
             f"too large: the file has {size} bytes, over the limit of {max_bytes} bytes for a "
             "message body (max_message_bytes / $SYFT_FLWR_MAX_MESSAGE_BYTES)",
             kind="too-large",
         )
     header = _read_exact(f, header_len, "header")
-    signature = _read_exact(f, SIGNATURE_BYTES, "signature")
+    mac = _read_exact(f, MAC_BYTES, "MAC")
     if zlib.crc32(header) != header_crc:
         raise MessageFileError("header checksum mismatch (the header is corrupted)")
     try:
@@ -627,7 +627,7 @@ def read_envelope(
             kind="too-large",
             sender=claimed,
         )
-    expected_size = PREFIX_SIZE + header_len + SIGNATURE_BYTES + envelope.body_length
+    expected_size = PREFIX_SIZE + header_len + MAC_BYTES + envelope.body_length
     if size < expected_size:
         raise MessageFileError(
             f"truncated: the file has {size} bytes, the header announces {expected_size}",
@@ -659,14 +659,14 @@ def read_envelope(
         )
     if file_name != envelope.file_name:
         raise MessageFileError(f"file name {file_name!r} does not match message id", sender=claimed)
-    if signature == UNSIGNED:
+    if mac == NO_MAC:
         raise MessageFileError(
-            f"unsigned: the file claims to come from {claimed} but carries no signature",
-            kind="unsigned",
+            f"unauthenticated: the file claims to come from {claimed} but carries no MAC",
+            kind="unauthenticated",
             sender=claimed,
         )
-    # the bytes read, exactly as the sender wrote and signed them
-    keys.verify(claimed, keys_module.signed_raw_bytes(SIGNATURE_DOMAIN, header), signature)
+    # the bytes read, exactly as the sender wrote and authenticated them
+    keys.check_mac(sender=claimed, recipient=recipient, data=header, mac=mac)
     return envelope
 
 
@@ -740,7 +740,7 @@ def _read_encrypted(
         )
     except (keys_module.PublicKeysNotFoundError, keys_module.PublicKeysInvalidError) as exc:
         raise MessageFileError(
-            f"cannot decrypt: {exc}", kind="bad-signature", sender=envelope.sender
+            f"cannot decrypt: {exc}", kind="bad-mac", sender=envelope.sender
         ) from None
     segments: list[bytes] = []
     try:

@@ -10,8 +10,8 @@ KINDS = (
     "wrong-recipient",  # addressed to another party
     "wrong-app",  # for another app
     "wrong-sender",  # from a party that may not send it (not the aggregator, not the asked)
-    "unsigned",  # no signature
-    "bad-signature",  # the signature is not the claimed sender's
+    "unauthenticated",  # no MAC
+    "bad-mac",  # the MAC is not the claimed sender's (forged, altered, or another party's)
     "expired",  # written longer ago than the message TTL (or its Flower TTL ran out)
     "future",  # dated in the future beyond the allowed clock skew
     "replay",  # a message id already answered, or a reply already received

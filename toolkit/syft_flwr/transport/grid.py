@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.serverapp import Grid
@@ -22,6 +22,7 @@ from syft_flwr.transport.codec import (
     FILE_SUFFIX,
     KIND_MESSAGE,
     ChecksumCache,
+    Envelope,
     MessageFileError,
     Scratch,
     check_freshness,
@@ -73,13 +74,13 @@ class DatasiteGrid(Grid):
     """A ``flwr.serverapp.Grid`` over a datasite network.
 
     Each datasite is a Flower node whose id is derived from its email
-    (:func:`~syft_flwr.transport.ids.node_id_for`). ``push_messages`` drops one signed (and by
-    default encrypted) file per message into the datasite's inbox; replies arrive as files in
-    the aggregator's inbox and are accepted only from the datasite that was asked, signed by
-    it, fresh, and once. ``send_and_receive`` returns as soon as every reply is in, or at the
-    timeout with what arrived; :attr:`report` records, per call, who answered, who sent an
-    error reply and who stayed silent, and every refused file (also appended to
-    ``private/<aggregator>/flwr/<app>/security.jsonl``).
+    (:func:`~syft_flwr.transport.ids.node_id_for`). ``push_messages`` drops one authenticated
+    (and by default encrypted) file per message into the datasite's inbox; replies arrive as
+    files in the aggregator's inbox and are accepted only from the datasite that was asked,
+    written by it (its MAC), fresh, and once. ``send_and_receive`` returns as soon as every
+    reply is in, or at the timeout with what arrived; :attr:`report` records, per call, who
+    answered, who sent an error reply and who stayed silent, and every refused file (also
+    appended to ``private/<aggregator>/flwr/<app>/security.jsonl``).
 
     ``timeout`` (default ``$SYFT_FLWR_MSG_TIMEOUT`` or 120 s) caps every wait: a strategy
     passing ``timeout=3600`` to ``send_and_receive`` still waits at most ``timeout``.
@@ -266,7 +267,7 @@ class DatasiteGrid(Grid):
                     scratch=self._scratch,
                 )
             except (keys_module.PublicKeysNotFoundError, keys_module.PublicKeysInvalidError) as exc:
-                reason = f"cannot encrypt a message to {email}: {exc}"
+                reason = f"cannot send a message to {email}: {exc}"
                 logger.warning(reason)
                 self._unsent[message_id] = reason
                 self._requests[message_id] = _Request(email, round_, time.monotonic(), None)
@@ -381,12 +382,20 @@ class DatasiteGrid(Grid):
     def stop_datasites(self) -> None:
         """Tell every datasite node of this app to stop serving."""
         with self._lock:
+            sent = []
             for email in self.datasites:
-                encoded = encode_stop(
-                    sender=self.aggregator, recipient=email, app_name=self.app_name, keys=self.keys
-                )
+                try:
+                    encoded = encode_stop(
+                        sender=self.aggregator,
+                        recipient=email,
+                        app_name=self.app_name,
+                        keys=self.keys,
+                    )
+                except (keys_module.PublicKeysNotFoundError, keys_module.PublicKeysInvalidError):
+                    continue  # nothing could be sent to it either (see push_messages)
                 write_message(self._inboxes[email], encoded)
-            logger.info(f"sent stop to {', '.join(self.datasites)} (app {self.app_name})")
+                sent.append(email)
+            logger.info(f"sent stop to {', '.join(sent) or 'no datasite'} (app {self.app_name})")
 
     def finish(self, ok: bool | None = None, failures: dict[str, str] | None = None) -> None:
         """Tell the observer the run is over (once). ``ok``/``failures`` default to what
@@ -503,7 +512,7 @@ class DatasiteGrid(Grid):
                     )
                 request = self._requests.get(request_id)
                 if request is None and envelope.created_at < self._started_at:
-                    # signed by the datasite, written before this grid existed: a reply that
+                    # written by the datasite (its MAC) before this grid existed: a reply that
                     # came in after an earlier run of the aggregator ended (refused quietly)
                     self._late(path, sender, f"it answers message {request_id} of an earlier run")
                     return None
@@ -515,6 +524,10 @@ class DatasiteGrid(Grid):
                         sender=sender,
                     )
                 if request is None:
+                    if self._answers_another_run(f, envelope):
+                        # a request of an aggregator that died, answered after this one began
+                        self._late(path, sender, f"it answers message {request_id} of another run")
+                        return None
                     raise MessageFileError(
                         f"a reply to message {request_id}, which this aggregator never sent",
                         kind="unexpected",
@@ -537,10 +550,17 @@ class DatasiteGrid(Grid):
             self._refuse(path, exc)
             return None
         self._garbage += envelope.body_length
-        # the sender is authenticated by its signature above, not by what it wrote
+        # the sender is authenticated by the file's MAC above, not by what it wrote
         flwr_compat.set_route(reply, run_id=self._run.run_id, src_node_id=self._node_ids[sender])
         remove(path)
         return reply, size
+
+    def _answers_another_run(self, f: BinaryIO, envelope: Envelope) -> bool:
+        """Whether an authenticated reply to no request of this grid carries another Flower
+        run id (its datasite answered an earlier aggregator of this app, e.g. one killed and
+        resumed). Raises MessageFileError when the body does not check out."""
+        segments = read_segments(f, envelope, keys=self.keys)
+        return decode_message(envelope, segments).metadata.run_id != self._run.run_id
 
     def _refuse(self, path: str, error: MessageFileError) -> None:
         refused = refuse(

@@ -88,7 +88,7 @@ class NodeResult:
 
     @property
     def refusals(self) -> dict[str, int]:
-        """Refused (quarantined) files by kind, e.g. ``{"bad-signature": 1}``."""
+        """Refused (quarantined) files by kind, e.g. ``{"bad-mac": 1}``."""
         return count_refusals(self.quarantined)
 
 
@@ -126,10 +126,11 @@ class DatasiteNode:
     serving.
 
     A message is accepted only from ``aggregator`` (the one named in the project it serves),
-    signed by it, addressed to this datasite and app, fresh (``message_ttl``, default
-    ``$SYFT_FLWR_MESSAGE_TTL`` or 600 s) and never answered before. Any other file is
-    refused: moved to ``private/<email>/flwr/<app>/quarantine/`` with the reason, appended to
-    ``private/<email>/flwr/<app>/security.jsonl``, and counted in the :class:`NodeResult`.
+    written by it (the file's MAC), addressed to this datasite and app, fresh
+    (``message_ttl``, default ``$SYFT_FLWR_MESSAGE_TTL`` or 600 s) and never answered before.
+    Any other file is refused: moved to ``private/<email>/flwr/<app>/quarantine/`` with the
+    reason, appended to ``private/<email>/flwr/<app>/security.jsonl``, and counted in the
+    :class:`NodeResult`.
     Replies are encrypted to the aggregator when ``encrypt`` (default ``$SYFT_FLWR_ENCRYPT``
     or on) or when the request was. With a ``heartbeat``, the node tells it which app and
     round it is serving.

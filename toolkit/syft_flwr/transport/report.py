@@ -158,7 +158,7 @@ class RunReport:
 
     @property
     def refusals(self) -> dict[str, int]:
-        """Refused (quarantined) files by kind, e.g. ``{"bad-signature": 1}``."""
+        """Refused (quarantined) files by kind, e.g. ``{"bad-mac": 1}``."""
         return count_refusals(self.quarantined)
 
     def add_quarantined(
