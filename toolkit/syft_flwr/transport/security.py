@@ -12,11 +12,11 @@ compute (NaCl's ``crypto_box`` authenticates its sender the same way):
   a small machine. (Unlike a signature it convinces only the recipient, which is all a
   message between two parties needs; documents that others must check, such as job
   requests and a data owner's published status, stay Ed25519-signed.)
-- **Who can read it**: bodies may be encrypted to the recipient. The secret, stretched per
-  message with HKDF-SHA256 over a random salt, the message id and both emails, encrypts
-  each body segment with AES-256-GCM. GCM's tag then takes the place of the body checksum
-  (so encryption costs little more than hashing the body would), and a file sync in between
-  only ever sees ciphertext.
+- **Who can read it**: bodies may be encrypted to the recipient. A key derived from the
+  secret for this direction, expanded per message (HKDF-Expand) over a random salt and the
+  message id, encrypts each body segment with AES-256-GCM. GCM's tag then takes the place of
+  the body checksum (so encryption costs little more than hashing the body would), and a file
+  sync in between only ever sees ciphertext.
 
 :class:`MessageKeys` is one party's view: its own private keys and the others' public keys.
 """
@@ -40,7 +40,7 @@ MAC_BYTES = 32
 CIPHER = "x25519-hkdf-sha256-aes-256-gcm"
 SALT_BYTES = 16
 TAG_BYTES = 16
-_KDF_INFO = b"syft_flwr flwr message body v2"
+_BODY_INFO = b"syft_flwr message body v4"
 _MAC_INFO = b"syft_flwr message header mac v4"
 _MAX_PAIRS = 1024
 
@@ -68,8 +68,8 @@ class MessageKeys:
         self._peers: dict[str, tuple[float, keys.PublicKeys]] = {}
         #: peer -> (own private key, peer's published keys, their X25519 secret)
         self._shared: dict[str, tuple[X25519PrivateKey, keys.PublicKeys, bytes]] = {}
-        #: (sender, recipient) -> (the pair's X25519 secret, the MAC key derived from it)
-        self._mac_keys: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+        #: (sender, recipient) -> (the pair's X25519 secret, MAC key, body key), derived once
+        self._direction_keys: dict[tuple[str, str], tuple[bytes, bytes, bytes]] = {}
         self._own_key()  # fail early, with the keys module's advice
 
     # -- key lookups --------------------------------------------------------------------------
@@ -95,25 +95,27 @@ class MessageKeys:
         return published
 
     # -- authentication -----------------------------------------------------------------------
-    def _mac_key(self, sender: str, recipient: str) -> bytes:
-        """The MAC key of messages from ``sender`` to ``recipient`` (one of them is this
-        party). Each direction has its own, so a reply copied back never passes as a request."""
+    def _keys_for(self, sender: str, recipient: str) -> tuple[bytes, bytes]:
+        """The MAC key and the body key of messages from ``sender`` to ``recipient`` (one of
+        them is this party). Each direction has its own, so a reply copied back never passes
+        as a request."""
         peer = sender if recipient == self.email else recipient
         secret = self._secret_with(peer)
-        hit = self._mac_keys.get((sender, recipient))
+        hit = self._direction_keys.get((sender, recipient))
         if hit is not None and hit[0] is secret:
-            return hit[1]
-        info = b"|".join((_MAC_INFO, sender.encode(), recipient.encode()))
-        key = hkdf_sha256(secret, b"", info)
+            return hit[1], hit[2]
+        direction = b"|".join((sender.encode(), recipient.encode()))
+        mac_key = hkdf_sha256(secret, b"", _MAC_INFO + b"|" + direction)
+        body_key = hkdf_sha256(secret, b"", _BODY_INFO + b"|" + direction)
         with self._lock:
-            if len(self._mac_keys) >= _MAX_PAIRS:
-                self._mac_keys.clear()
-            self._mac_keys[(sender, recipient)] = (secret, key)
-        return key
+            if len(self._direction_keys) >= _MAX_PAIRS:
+                self._direction_keys.clear()
+            self._direction_keys[(sender, recipient)] = (secret, mac_key, body_key)
+        return mac_key, body_key
 
     def mac(self, *, sender: str, recipient: str, data: bytes) -> bytes:
         """The HMAC-SHA256 of ``data`` from ``sender`` (this party) to ``recipient``."""
-        return hmac.digest(self._mac_key(sender, recipient), data, "sha256")
+        return hmac.digest(self._keys_for(sender, recipient)[0], data, "sha256")
 
     def check_mac(self, *, sender: str, recipient: str, data: bytes, mac: bytes) -> None:
         """MessageFileError (kind ``bad-mac``) unless ``sender`` wrote ``data`` for
@@ -157,12 +159,10 @@ class MessageKeys:
         return shared
 
     def body_cipher(self, *, sender: str, recipient: str, message_id: str, salt: bytes) -> AESGCM:
-        """The AES-256-GCM key of one message body from ``sender`` to ``recipient``."""
-        peer = sender if recipient == self.email else recipient
-        info = b"|".join(
-            (_KDF_INFO, sender.encode(), recipient.encode(), message_id.encode("ascii"))
-        )
-        return AESGCM(hkdf_sha256(self._secret_with(peer), salt, info))
+        """The AES-256-GCM key of one message body from ``sender`` to ``recipient``: the
+        direction's body key expanded (HKDF-Expand, one HMAC) over the salt and message id."""
+        info = salt + message_id.encode("ascii") + b"\x01"
+        return AESGCM(hmac.digest(self._keys_for(sender, recipient)[1], info, "sha256"))
 
     @staticmethod
     def new_salt() -> bytes:
@@ -182,4 +182,4 @@ def segment_nonce(index: int) -> bytes:
 
 
 def segment_aad(message_id: str, index: int) -> bytes:
-    return f"syft_flwr.message.v2|{message_id}|{index}".encode("ascii")
+    return f"syft_flwr.message.v4|{message_id}|{index}".encode("ascii")
