@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import struct
 import subprocess
 import sys
 import threading
@@ -120,3 +122,27 @@ def test_watchdog_watchers_share_one_observer_thread(
     finally:
         for w in watchers:
             w.close()
+
+
+@pytest.mark.parametrize(
+    ("events", "finished"),
+    [
+        ([], False),
+        ([(0x80, b".tmp-abc-x.msg")], False),  # a writer's temporary name, moved
+        ([(0x80, b".tmp-abc-x.msg"), (0x08, b"x.msg")], True),
+        ([(0x4000, b"")], True),  # the queue overflowed: events were lost, rescan
+        ([(0x08, b"")], False),  # about the folder itself, no file named
+    ],
+)
+def test_inotify_events_are_read_raw_and_only_finished_files_count(events, finished) -> None:
+    read_end, write_end = os.pipe2(os.O_NONBLOCK)
+    try:
+        for mask, name in events:
+            padded = name + b"\0" * (-len(name) % 16) if name else b""
+            os.write(write_end, struct.pack("iIII", 1, mask, 0, len(padded)) + padded)
+        assert watch._drain_inotify(read_end) is finished
+        with pytest.raises(BlockingIOError):  # drained
+            os.read(read_end, 1)
+    finally:
+        os.close(read_end)
+        os.close(write_end)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import struct
 import sys
 import threading
 import time
@@ -43,6 +44,34 @@ def _shared_observer():
             observer.start()
             _observer = observer
         return _observer
+
+
+#: struct inotify_event: wd, mask, cookie, len (then ``len`` bytes of NUL-padded name)
+_INOTIFY_EVENT = struct.Struct("iIII")
+_IN_Q_OVERFLOW = 0x4000
+_READ_BYTES = 64 * 1024
+
+
+def _drain_inotify(fd: int) -> bool:
+    """Read every pending event of a non-blocking inotify descriptor; True if one names a
+    finished file (not a writer's hidden temporary name) or events were lost (overflow: the
+    caller's rescan finds what they were about). Parsed here, one ``read`` per batch: the
+    wake-up of every message goes through it."""
+    finished = False
+    while True:
+        try:
+            data = os.read(fd, _READ_BYTES)
+        except BlockingIOError:
+            return finished
+        pos, end = 0, len(data)
+        while pos < end:
+            _, mask, _, size = _INOTIFY_EVENT.unpack_from(data, pos)
+            name = pos + _INOTIFY_EVENT.size
+            if mask & _IN_Q_OVERFLOW or (size and not is_temporary(chr(data[name]))):
+                finished = True
+            pos = name + size
+        if end < _READ_BYTES - 4096:  # less than a full buffer: nothing more is queued
+            return finished
 
 
 class DirectoryWatcher:
@@ -148,10 +177,7 @@ class DirectoryWatcher:
                 with contextlib.suppress(BlockingIOError):
                     os.read(self._wake_r, 4096)
                 woke = True
-            # only finished files count, not a writer's temporary name
-            if events in ready and any(
-                not is_temporary(e.name) for e in self._inotify.read(timeout=0)
-            ):
+            if events in ready and _drain_inotify(events):
                 woke = True
         if self._changed.is_set():
             self._changed.clear()
