@@ -125,24 +125,45 @@ def test_watchdog_watchers_share_one_observer_thread(
 
 
 @pytest.mark.parametrize(
-    ("events", "finished"),
+    ("events", "arrived", "complete"),
     [
-        ([], False),
-        ([(0x80, b".tmp-abc-x.msg")], False),  # a writer's temporary name, moved
-        ([(0x80, b".tmp-abc-x.msg"), (0x08, b"x.msg")], True),
-        ([(0x4000, b"")], True),  # the queue overflowed: events were lost, rescan
-        ([(0x08, b"")], False),  # about the folder itself, no file named
+        ([], [], True),
+        ([(0x80, b".tmp-abc-x.msg")], [], True),  # a writer's temporary name, moved
+        ([(0x80, b".tmp-abc-x.msg"), (0x80, b"x.msg"), (0x08, b"x.msg")], ["x.msg"], True),
+        ([(0x80, b"b.msg"), (0x80, b"a.msg")], ["b.msg", "a.msg"], True),  # in arrival order
+        ([(0x40000080, b"folder")], [], True),  # a folder moved in
+        ([(0x08, b"")], [], True),  # about the watched folder itself, no file named
+        ([(0x80, b"x.msg"), (0x4000, b"")], ["x.msg"], False),  # overflow: events were lost
     ],
 )
-def test_inotify_events_are_read_raw_and_only_finished_files_count(events, finished) -> None:
+def test_inotify_events_are_read_raw_and_name_finished_files(events, arrived, complete) -> None:
     read_end, write_end = os.pipe2(os.O_NONBLOCK)
     try:
         for mask, name in events:
-            padded = name + b"\0" * (-len(name) % 16) if name else b""
+            padded = name + b"\0" * (16 - len(name) % 16) if name else b""
             os.write(write_end, struct.pack("iIII", 1, mask, 0, len(padded)) + padded)
-        assert watch._drain_inotify(read_end) is finished
+        names: dict[str, None] = {}
+        assert watch._drain_inotify(read_end, names) is complete
+        assert list(names) == arrived
         with pytest.raises(BlockingIOError):  # drained
             os.read(read_end, 1)
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def test_arrivals_name_new_files_once_scanned(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    with DirectoryWatcher(inbox) as watcher:
+        if watcher.mode != "inotify":
+            pytest.skip("names come only from inotify")
+        assert watcher.arrivals() is None  # not known yet: the caller scans first
+        for name in ("b.msg", "a.msg"):
+            atomic_write_text(inbox / name, name)
+        (inbox / ".tmp-partial").write_text("half")
+        assert watcher.wait(timeout=5)
+        for _ in range(50):  # both events, even if the second came after the wake-up
+            if watcher.wait(timeout=0.02) is False:
+                break
+        assert watcher.arrivals() == ["b.msg", "a.msg"]
+        assert watcher.arrivals() == []  # each name once

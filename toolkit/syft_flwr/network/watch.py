@@ -49,29 +49,33 @@ def _shared_observer():
 #: struct inotify_event: wd, mask, cookie, len (then ``len`` bytes of NUL-padded name)
 _INOTIFY_EVENT = struct.Struct("iIII")
 _IN_Q_OVERFLOW = 0x4000
+_IN_ISDIR = 0x40000000
+_DOT = ord(".")  # hidden names: a writer's temporary files (see atomic.is_temporary)
 _READ_BYTES = 64 * 1024
 
 
-def _drain_inotify(fd: int) -> bool:
-    """Read every pending event of a non-blocking inotify descriptor; True if one names a
-    finished file (not a writer's hidden temporary name) or events were lost (overflow: the
-    caller's rescan finds what they were about). Parsed here, one ``read`` per batch: the
-    wake-up of every message goes through it."""
-    finished = False
+def _drain_inotify(fd: int, arrived: dict[str, None]) -> bool:
+    """Read every pending event of a non-blocking inotify descriptor into ``arrived`` (names of
+    finished files, in order; a writer's hidden temporary names and folders are skipped).
+    Returns False if events were lost (the queue overflowed: only a rescan finds what they
+    were about). Parsed here, one ``read`` per batch: every message's wake-up goes through it."""
+    complete = True
     while True:
         try:
             data = os.read(fd, _READ_BYTES)
         except BlockingIOError:
-            return finished
+            return complete
         pos, end = 0, len(data)
         while pos < end:
             _, mask, _, size = _INOTIFY_EVENT.unpack_from(data, pos)
-            name = pos + _INOTIFY_EVENT.size
-            if mask & _IN_Q_OVERFLOW or (size and not is_temporary(chr(data[name]))):
-                finished = True
-            pos = name + size
+            start = pos + _INOTIFY_EVENT.size
+            pos = start + size
+            if mask & _IN_Q_OVERFLOW:
+                complete = False
+            elif size and not mask & _IN_ISDIR and data[start] != _DOT:
+                arrived[os.fsdecode(data[start:pos].rstrip(b"\0"))] = None
         if end < _READ_BYTES - 4096:  # less than a full buffer: nothing more is queued
-            return finished
+            return complete
 
 
 class DirectoryWatcher:
@@ -82,6 +86,9 @@ class DirectoryWatcher:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.poll_interval = poll_interval
         self._changed = threading.Event()
+        #: names of files that arrived since the last :meth:`arrivals` (inotify mode only)
+        self._arrived: dict[str, None] = {}
+        self._complete = False  # nothing is known before the caller's first scan
         self._watch = None
         self._inotify = None
         self.mode = "polling"
@@ -141,6 +148,15 @@ class DirectoryWatcher:
             logger.warning(f"file events unavailable for {self.directory} ({exc}); polling")
             self._watch = None
 
+    def arrivals(self) -> list[str] | None:
+        """Names of the finished files that arrived since the last call, oldest first, or
+        None when they are not all known: before the first call, without inotify, or after
+        lost events. On None the caller scans the folder (and everything is known again
+        from then on). A named file may be gone already; the caller's read finds out."""
+        complete, self._complete = self._complete, self._inotify is not None
+        names, self._arrived = list(self._arrived), {}
+        return names if complete else None
+
     def notify(self) -> None:
         """Wake the waiter (used to stop a loop from another thread)."""
         self._changed.set()
@@ -177,8 +193,11 @@ class DirectoryWatcher:
                 with contextlib.suppress(BlockingIOError):
                     os.read(self._wake_r, 4096)
                 woke = True
-            if events in ready and _drain_inotify(events):
-                woke = True
+            if events in ready:
+                lost = not _drain_inotify(events, self._arrived)
+                if lost:
+                    self._complete = False
+                woke = woke or lost or bool(self._arrived)
         if self._changed.is_set():
             self._changed.clear()
         return woke

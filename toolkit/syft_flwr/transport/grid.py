@@ -34,7 +34,8 @@ from syft_flwr.transport.codec import (
 )
 from syft_flwr.transport.ids import new_message_id, node_id_for
 from syft_flwr.transport.inbox import (
-    list_inbox,
+    InboxFile,
+    inbox_files,
     refuse,
     remove,
     write_message,
@@ -281,9 +282,14 @@ class DatasiteGrid(Grid):
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         """Replies that have arrived for ``message_ids`` (each is returned once)."""
+        return self._pull(message_ids, rescan=True)
+
+    def _pull(self, message_ids: Iterable[str], *, rescan: bool) -> list[Message]:
+        """:meth:`pull_messages`, reading the files the watcher names unless ``rescan``."""
         with self._lock:
             self._check_open()
-            self._collect()
+            arrivals = self._watcher.arrivals()
+            self._collect(inbox_files(self.inbox, None if rescan else arrivals))
             out = []
             for message_id in message_ids:
                 reply = self._replies.pop(message_id, None)
@@ -342,8 +348,9 @@ class DatasiteGrid(Grid):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                self._watcher.wait(timeout=min(remaining, RESCAN_INTERVAL))
-                for reply in self.pull_messages([i for i in waiting if i not in replies]):
+                woke = self._watcher.wait(timeout=min(remaining, RESCAN_INTERVAL))
+                pending = [i for i in waiting if i not in replies]
+                for reply in self._pull(pending, rescan=not woke):
                     replies[reply.metadata.reply_to_message_id] = reply
 
             ordered = [replies[i] for i in ids if i in replies]
@@ -455,9 +462,9 @@ class DatasiteGrid(Grid):
             remove(request.path)
             request.path = None
 
-    def _collect(self) -> None:
-        """Read every reply file in the inbox into ``_replies`` (or refuse it)."""
-        for entry in list_inbox(self.inbox):
+    def _collect(self, files: list[os.DirEntry[str]] | list[InboxFile]) -> None:
+        """Read the reply ``files`` of the inbox into ``_replies`` (or refuse them)."""
+        for entry in files:
             if entry.name in self._unmovable:
                 continue
             got = self._read_reply(entry)
@@ -484,7 +491,7 @@ class DatasiteGrid(Grid):
         self.report.add_late(sender)
         remove(path)
 
-    def _read_reply(self, entry: os.DirEntry[str]) -> tuple[Message, int] | None:
+    def _read_reply(self, entry: os.DirEntry[str] | InboxFile) -> tuple[Message, int] | None:
         """The reply in the inbox file ``entry`` and the file's size, or None (refused, late,
         or gone)."""
         name, path = entry.name, entry.path

@@ -10,6 +10,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from loguru import logger
 
@@ -45,6 +46,24 @@ def list_inbox(inbox: str | os.PathLike[str]) -> list[os.DirEntry[str]]:
             continue
     entries.sort(key=lambda e: e[:2])  # (mtime, name): names are unique
     return [entry for _, _, entry in entries]
+
+
+class InboxFile(NamedTuple):
+    """A file named by a file event: the ``.name`` and ``.path`` of a directory entry."""
+
+    name: str
+    path: str
+
+
+def inbox_files(
+    inbox: str | os.PathLike[str], arrivals: list[str] | None
+) -> list[os.DirEntry[str]] | list[InboxFile]:
+    """The files to read: those the watcher's ``arrivals`` name (no folder scan per message),
+    or, when it cannot name them all (None), every file :func:`list_inbox` finds."""
+    if arrivals is None:
+        return list_inbox(inbox)
+    folder = os.fspath(inbox)
+    return [InboxFile(name, os.path.join(folder, name)) for name in arrivals]
 
 
 #: message files up to this size are joined and written with one system call

@@ -32,7 +32,8 @@ from syft_flwr.transport.codec import (
 from syft_flwr.transport.grid import server_round
 from syft_flwr.transport.ids import is_message_id, new_message_id, node_id_for
 from syft_flwr.transport.inbox import (
-    list_inbox,
+    InboxFile,
+    inbox_files,
     refuse,
     remove,
     write_message,
@@ -233,8 +234,10 @@ class DatasiteNode:
         last_activity = time.monotonic()
         logger.info(f"{self.email}: serving app {self.app_name} from {self.inbox}")
         assert self._watcher is not None
+        rescan = True  # the whole inbox at first and after a quiet spell, else what arrived
         while not self._stop.is_set():
-            for entry in list_inbox(self.inbox):
+            arrivals = self._watcher.arrivals()
+            for entry in inbox_files(self.inbox, None if rescan else arrivals):
                 if self._stop.is_set():
                     break
                 if entry.name in self._unmovable:
@@ -249,6 +252,7 @@ class DatasiteNode:
                 if self._garbage < COLLECT_NOW_BYTES and self._watcher.wait(
                     timeout=QUIET_BEFORE_COLLECT
                 ):
+                    rescan = False
                     continue  # another message: serve it first, collect when quiet
                 collect_garbage()  # see settings.COLLECT_AFTER_BYTES
                 self._garbage = 0
@@ -261,7 +265,7 @@ class DatasiteNode:
                     f"(idle timeout, {IDLE_TIMEOUT_ENV}); stopping; {self._summary(result)}"
                 )
                 return result
-            self._watcher.wait(timeout=min(self.idle_timeout - idle, RESCAN_INTERVAL))
+            rescan = not self._watcher.wait(timeout=min(self.idle_timeout - idle, RESCAN_INTERVAL))
         logger.info(f"{self.email}: stopped; {self._summary(result)}")
         return result
 
@@ -272,7 +276,11 @@ class DatasiteNode:
         )
 
     def _handle(
-        self, entry: os.DirEntry[str], answered: _AnsweredLog, result: NodeResult, started: float
+        self,
+        entry: os.DirEntry[str] | InboxFile,
+        answered: _AnsweredLog,
+        result: NodeResult,
+        started: float,
     ) -> str:
         name, path = entry.name, entry.path
         if not name.endswith(FILE_SUFFIX):
