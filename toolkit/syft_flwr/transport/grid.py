@@ -166,6 +166,8 @@ class DatasiteGrid(Grid):
         self._unsent: dict[str, str] = {}  # request id -> why it could not be written
         self._scratch = Scratch()
         self._unmovable: set[str] = set()  # refused files that could not be set aside
+        #: replies read, not yet removed: name -> (path, inode, mtime in ns)
+        self._consumed: dict[str, tuple[str, int, int]] = {}
         self._calls = 0
         self._round: int | None = None  # the round the observer was last told about
         self._garbage = 0  # bytes of replies received since the last garbage collection
@@ -278,7 +280,29 @@ class DatasiteGrid(Grid):
             self._requests[message_id] = _Request(email, round_, time.monotonic(), path)
             self._pending.add(message_id)
             self._observe("message_sent", email, round_, encoded.size)
+        self._remove_consumed()
         return ids
+
+    def _remove_consumed(self) -> None:
+        """Delete the reply files already read. Deferred until new messages are out: the
+        datasites then work while this side waits, and a file deletion (~0.2 ms on a small
+        VM's disk) stays off the round trip."""
+        for path, _, _ in self._consumed.values():
+            remove(path)
+        self._consumed.clear()
+
+    def _already_read(self, name: str) -> bool:
+        """Whether the inbox file ``name`` is a reply read before (waiting to be removed), not
+        a new file written under its name since (a replay, which is refused as such)."""
+        consumed = self._consumed.get(name)
+        if consumed is None:
+            return False
+        path, inode, mtime = consumed
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            return True
+        return (stat.st_ino, stat.st_mtime_ns) == (inode, mtime)
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         """Replies that have arrived for ``message_ids`` (each is returned once)."""
@@ -424,6 +448,7 @@ class DatasiteGrid(Grid):
             if not self._closed:
                 self.finish()
                 self._closed = True
+                self._remove_consumed()
                 self._watcher.close()
                 self._scratch.release()
 
@@ -465,7 +490,7 @@ class DatasiteGrid(Grid):
     def _collect(self, files: list[os.DirEntry[str]] | list[InboxFile]) -> None:
         """Read the reply ``files`` of the inbox into ``_replies`` (or refuse them)."""
         for entry in files:
-            if entry.name in self._unmovable:
+            if entry.name in self._unmovable or self._already_read(entry.name):
                 continue
             got = self._read_reply(entry)
             if got is None:
@@ -500,7 +525,8 @@ class DatasiteGrid(Grid):
             return None
         try:
             with open(path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
+                stat = os.fstat(f.fileno())
+                size = stat.st_size
                 envelope = read_envelope(
                     f,
                     name,
@@ -559,7 +585,8 @@ class DatasiteGrid(Grid):
         self._garbage += envelope.body_length
         # the sender is authenticated by the file's MAC above, not by what it wrote
         flwr_compat.set_route(reply, run_id=self._run.run_id, src_node_id=self._node_ids[sender])
-        remove(path)
+        # removed once the next messages are out (see _remove_consumed)
+        self._consumed[name] = (path, stat.st_ino, stat.st_mtime_ns)
         return reply, size
 
     def _answers_another_run(self, f: BinaryIO, envelope: Envelope) -> bool:
