@@ -5,13 +5,18 @@ thread sits between the kernel's event and the waiter, which keeps a message rou
 a millisecond. Elsewhere (or when inotify is unavailable) watchdog's observer delivers the
 events; failing that, the folder is polled.
 
-An event is only a wake-up hint; the caller always rescans the folder, so a missed or
-coalesced event costs at most one ``poll_interval``. Use it as::
+With inotify, the watcher also collects the names of the files that arrived
+(:meth:`DirectoryWatcher.arrivals`), so a caller need not scan the folder after every
+wake-up; the names are None until the caller's first scan, without inotify, and after the
+kernel reported lost events. A caller scans then, and after a quiet spell, so a missed or
+coalesced event costs at most one ``poll_interval`` (or one rescan interval). Use it as::
 
     with DirectoryWatcher(inbox) as watcher:
+        scan = True
         while running:
-            handle(scan(inbox))
-            watcher.wait(timeout=1.0)
+            names = watcher.arrivals()
+            handle(list_folder(inbox) if scan or names is None else names)
+            scan = not watcher.wait(timeout=1.0)
 """
 
 from __future__ import annotations
