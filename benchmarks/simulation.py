@@ -53,8 +53,9 @@ sys.path.insert(0, sys.argv[1])
 from fed_analytics_diabetes import client_app, figures, settings, statistics
 edges = settings.bin_edges({})
 stats = statistics.local_statistics(client_app.load_data(Path(sys.argv[2])), edges)
-import gc, matplotlib.figure, matplotlib.backends.backend_agg  # imports are counted apart
-gc.freeze()  # as in a run, where the collector skips what loaded with the app
+from syft_flwr.collector import loading_long_lived
+with loading_long_lived():  # as in a run (imports are counted apart)
+    import matplotlib.figure, matplotlib.backends.backend_agg
 t = time.perf_counter()
 for feature in settings.HISTOGRAM_FEATURES:
     figures.histogram_png(stats, feature, Path(sys.argv[3]) / f"{feature}.png", datasites=2)

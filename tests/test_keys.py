@@ -209,20 +209,6 @@ def test_signed_documents(network, alice, bob) -> None:
         keys.sign_document(alice, "test.v1", doc)
 
 
-def test_raw_signatures_are_never_valid_for_documents_or_other_domains(network, alice) -> None:
-    payload = {"a": 1}
-    document = keys.canonical_json(payload)
-    raw = keys.sign(alice, keys.signed_raw_bytes("test.v1", document))
-    keys.verify(network, ALICE, keys.signed_raw_bytes("test.v1", document), raw)
-    doc = {**payload, "signature": base64.b64encode(raw).decode()}
-    with pytest.raises(SignatureError):  # the same bytes as a signed document: not valid
-        keys.verify_document(network, ALICE, "test.v1", doc)
-    with pytest.raises(SignatureError):
-        keys.verify(network, ALICE, keys.signed_raw_bytes("other.v1", document), raw)
-    with pytest.raises(ValueError, match="one line"):
-        keys.signed_raw_bytes("test.v1\n{", document)
-
-
 def test_seal_and_unseal(network, alice, bob) -> None:
     sealed = keys.seal(network, BOB, b"weights", associated_data=b"msg-1")
     assert b"weights" not in sealed

@@ -211,9 +211,11 @@ def local_statistics(table: Mapping[str, np.ndarray], edges: dict[str, list[floa
     for o in OUTCOMES:
         part = labels == o
         stats.rows[o] = int(part.sum())
+        values: dict[str, np.ndarray] = {}  # the outcome's present values per feature
         for feature in FEATURES:
             column = columns[feature][part]
             present = ~np.isnan(column)
+            values[feature] = column[present]
             stats.totals.setdefault(feature, {})[o] = Totals(
                 count=int(present.sum()),
                 # missing values count as 0 in the sum, in the same order as pandas adds them
@@ -221,14 +223,12 @@ def local_statistics(table: Mapping[str, np.ndarray], edges: dict[str, list[floa
                 zeros=int((column == 0).sum()),
             )
         for feature, feature_edges in edges.items():
-            values = columns[feature][part]
-            values = values[~np.isnan(values)]
-            counts, _ = np.histogram(values, bins=feature_edges)
+            counts, _ = np.histogram(values[feature], bins=feature_edges)
             stats.histograms.setdefault(feature, {})[o] = Histogram(
                 list(feature_edges),
                 [int(c) for c in counts],
-                below=int((values < feature_edges[0]).sum()),
-                above=int((values > feature_edges[-1]).sum()),
+                below=int((values[feature] < feature_edges[0]).sum()),
+                above=int((values[feature] > feature_edges[-1]).sum()),
             )
     return stats
 

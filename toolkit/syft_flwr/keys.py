@@ -11,11 +11,9 @@ datasites/<email>/public/keys.json   {"version", "email", "ed25519", "x25519", "
 idempotent (:meth:`Identity.create` calls it). :func:`sign` / :func:`verify` work on raw bytes;
 :func:`sign_document` / :func:`verify_document` sign a JSON object under a *domain* (a string that
 names what is signed, e.g. ``"rds.job_request.v1"``), so that a signature made for one purpose is
-never valid for another; :func:`signed_raw_bytes` does the same for raw bytes (a file header as
-written), under a prefix no signed document shares. :func:`seal` / :func:`unseal` encrypt a
-body for one recipient (ephemeral X25519 + HKDF-SHA256 + ChaCha20-Poly1305, like a libsodium
-sealed box: the sender is anonymous, so sign what you seal when the recipient must know who
-sent it).
+never valid for another. :func:`seal` / :func:`unseal` encrypt a body for one recipient
+(ephemeral X25519 + HKDF-SHA256 + ChaCha20-Poly1305, like a libsodium sealed box: the sender is
+anonymous, so sign what you seal when the recipient must know who sent it).
 
 Loaded keys are cached per process, keyed by path and the file's (mtime, size, inode): a key
 that is replaced on disk is read again, an unchanged one is never re-parsed.
@@ -404,18 +402,6 @@ def canonical_json(obj: Any) -> bytes:
 def signed_bytes(domain: str, payload: dict[str, Any]) -> bytes:
     """What is signed for ``payload`` under ``domain``."""
     return b"syft_flwr:" + domain.encode("ascii") + b"\n" + canonical_json(payload)
-
-
-def signed_raw_bytes(domain: str, data: bytes) -> bytes:
-    """What is signed for raw ``data`` (e.g. a file header exactly as written) under ``domain``.
-
-    It starts with ``syft_flwr.raw:`` where :func:`signed_bytes` starts with ``syft_flwr:``, so
-    such a signature is never valid for a signed JSON document, nor (the domain ends at the
-    first newline) for bytes signed under another domain.
-    """
-    if "\n" in domain:
-        raise ValueError(f"a signing domain is one line, got {domain!r}")
-    return b"syft_flwr.raw:" + domain.encode("ascii") + b"\n" + data
 
 
 def sign_document(identity: Identity, domain: str, payload: dict[str, Any]) -> dict[str, Any]:

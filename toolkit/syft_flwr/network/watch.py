@@ -55,7 +55,6 @@ def _shared_observer():
 _INOTIFY_EVENT = struct.Struct("iIII")
 _IN_Q_OVERFLOW = 0x4000
 _IN_ISDIR = 0x40000000
-_DOT = ord(".")  # hidden names: a writer's temporary files (see atomic.is_temporary)
 _READ_BYTES = 64 * 1024
 
 
@@ -77,8 +76,10 @@ def _drain_inotify(fd: int, arrived: dict[str, None]) -> bool:
             pos = start + size
             if mask & _IN_Q_OVERFLOW:
                 complete = False
-            elif size and not mask & _IN_ISDIR and data[start] != _DOT:
-                arrived[os.fsdecode(data[start:pos].rstrip(b"\0"))] = None
+            elif size and not mask & _IN_ISDIR:
+                name = os.fsdecode(data[start:pos].rstrip(b"\0"))
+                if not is_temporary(name):
+                    arrived[name] = None
         if end < _READ_BYTES - 4096:  # less than a full buffer: nothing more is queued
             return complete
 

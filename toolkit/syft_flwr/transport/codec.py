@@ -221,7 +221,7 @@ class Envelope:
         }
 
     def header_bytes(self) -> bytes:
-        """The JSON header as written (and signed)."""
+        """The JSON header as written (and authenticated)."""
         return _HEADER_JSON.encode(self.fields()).encode("ascii")
 
     @classmethod

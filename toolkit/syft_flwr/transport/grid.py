@@ -35,7 +35,7 @@ from syft_flwr.transport.codec import (
 from syft_flwr.transport.ids import new_message_id, node_id_for
 from syft_flwr.transport.inbox import (
     InboxFile,
-    inbox_files,
+    files_to_read,
     refuse,
     remove,
     write_message,
@@ -312,8 +312,7 @@ class DatasiteGrid(Grid):
         """:meth:`pull_messages`, reading the files the watcher names unless ``rescan``."""
         with self._lock:
             self._check_open()
-            arrivals = self._watcher.arrivals()
-            self._collect(inbox_files(self.inbox, None if rescan else arrivals))
+            self._collect(files_to_read(self.inbox, self._watcher, rescan=rescan))
             out = []
             for message_id in message_ids:
                 reply = self._replies.pop(message_id, None)

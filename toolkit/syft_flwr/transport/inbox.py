@@ -14,7 +14,12 @@ from typing import NamedTuple
 
 from loguru import logger
 
-from syft_flwr.network import atomic_write_bytes, atomic_write_text, is_temporary
+from syft_flwr.network import (
+    DirectoryWatcher,
+    atomic_write_bytes,
+    atomic_write_text,
+    is_temporary,
+)
 from syft_flwr.transport.codec import EncodedMessage
 from syft_flwr.transport.errors import MessageFileError
 from syft_flwr.transport.report import QuarantinedFile
@@ -55,12 +60,14 @@ class InboxFile(NamedTuple):
     path: str
 
 
-def inbox_files(
-    inbox: str | os.PathLike[str], arrivals: list[str] | None
+def files_to_read(
+    inbox: str | os.PathLike[str], watcher: DirectoryWatcher, *, rescan: bool
 ) -> list[os.DirEntry[str]] | list[InboxFile]:
-    """The files to read: those the watcher's ``arrivals`` name (no folder scan per message),
-    or, when it cannot name them all (None), every file :func:`list_inbox` finds."""
-    if arrivals is None:
+    """The inbox files to read now: those that arrived since the last call, as ``watcher``
+    names them (no folder scan per message), or every file :func:`list_inbox` finds when
+    ``rescan`` is asked for or the watcher cannot name them all."""
+    arrivals = watcher.arrivals()  # taken either way: a rescan covers them
+    if rescan or arrivals is None:
         return list_inbox(inbox)
     folder = os.fspath(inbox)
     return [InboxFile(name, os.path.join(folder, name)) for name in arrivals]

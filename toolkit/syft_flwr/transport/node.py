@@ -33,7 +33,7 @@ from syft_flwr.transport.grid import server_round
 from syft_flwr.transport.ids import is_message_id, new_message_id, node_id_for
 from syft_flwr.transport.inbox import (
     InboxFile,
-    inbox_files,
+    files_to_read,
     refuse,
     remove,
     write_message,
@@ -236,8 +236,7 @@ class DatasiteNode:
         assert self._watcher is not None
         rescan = True  # the whole inbox at first and after a quiet spell, else what arrived
         while not self._stop.is_set():
-            arrivals = self._watcher.arrivals()
-            for entry in inbox_files(self.inbox, None if rescan else arrivals):
+            for entry in files_to_read(self.inbox, self._watcher, rescan=rescan):
                 if self._stop.is_set():
                     break
                 if entry.name in self._unmovable:

@@ -18,7 +18,7 @@ compute (NaCl's ``crypto_box`` authenticates its sender the same way):
   the body checksum (so encryption costs little more than hashing the body would), and a file
   sync in between only ever sees ciphertext.
 
-:class:`MessageKeys` is one party's view: its own private keys and the others' public keys.
+:class:`MessageKeys` is one party's view: its own private key and the others' public keys.
 """
 
 from __future__ import annotations
@@ -66,10 +66,12 @@ class MessageKeys:
         self._lock = threading.Lock()
         self._own: tuple[float, X25519PrivateKey] | None = None
         self._peers: dict[str, tuple[float, keys.PublicKeys]] = {}
-        #: peer -> (own private key, peer's published keys, their X25519 secret)
-        self._shared: dict[str, tuple[X25519PrivateKey, keys.PublicKeys, bytes]] = {}
-        #: (sender, recipient) -> (the pair's X25519 secret, MAC key, body key), derived once
-        self._direction_keys: dict[tuple[str, str], tuple[bytes, bytes, bytes]] = {}
+        #: (sender, recipient) -> (own private key, peer's published keys, MAC key, body key):
+        #: derived once per pair of keys (the loaders return the same objects until a key
+        #: file changes)
+        self._direction_keys: dict[
+            tuple[str, str], tuple[X25519PrivateKey, keys.PublicKeys, bytes, bytes]
+        ] = {}
         self._own_key()  # fail early, with the keys module's advice
 
     # -- key lookups --------------------------------------------------------------------------
@@ -94,25 +96,31 @@ class MessageKeys:
             self._peers[peer] = (now, published)
         return published
 
-    # -- authentication -----------------------------------------------------------------------
     def _keys_for(self, sender: str, recipient: str) -> tuple[bytes, bytes]:
         """The MAC key and the body key of messages from ``sender`` to ``recipient`` (one of
-        them is this party). Each direction has its own, so a reply copied back never passes
-        as a request."""
+        them is this party), derived from the X25519 secret of the two. Each direction has its
+        own, so a reply copied back never passes as a request."""
         peer = sender if recipient == self.email else recipient
-        secret = self._secret_with(peer)
+        private, published = self._own_key(), self.public_keys(peer)
         hit = self._direction_keys.get((sender, recipient))
-        if hit is not None and hit[0] is secret:
-            return hit[1], hit[2]
+        if hit is not None and hit[0] is private and hit[1] is published:
+            return hit[2], hit[3]
+        try:
+            secret = private.exchange(published.x25519)
+        except ValueError as exc:  # a low-order public key: all-zero shared secret
+            raise keys.PublicKeysInvalidError(
+                f"{peer}'s encryption key is unusable: {exc}"
+            ) from exc
         direction = b"|".join((sender.encode(), recipient.encode()))
         mac_key = hkdf_sha256(secret, b"", _MAC_INFO + b"|" + direction)
         body_key = hkdf_sha256(secret, b"", _BODY_INFO + b"|" + direction)
         with self._lock:
             if len(self._direction_keys) >= _MAX_PAIRS:
                 self._direction_keys.clear()
-            self._direction_keys[(sender, recipient)] = (secret, mac_key, body_key)
+            self._direction_keys[(sender, recipient)] = (private, published, mac_key, body_key)
         return mac_key, body_key
 
+    # -- authentication -----------------------------------------------------------------------
     def mac(self, *, sender: str, recipient: str, data: bytes) -> bytes:
         """The HMAC-SHA256 of ``data`` from ``sender`` (this party) to ``recipient``."""
         return hmac.digest(self._keys_for(sender, recipient)[0], data, "sha256")
@@ -138,26 +146,6 @@ class MessageKeys:
             )
 
     # -- bodies -------------------------------------------------------------------------------
-    def _secret_with(self, peer: str) -> bytes:
-        """The X25519 secret of this party and ``peer`` (cached per pair of keys)."""
-        private = self._own_key()
-        published = self.public_keys(peer)
-        hit = self._shared.get(peer)
-        # the key loaders return the same objects until a key file changes
-        if hit is not None and hit[0] is private and hit[1] is published:
-            return hit[2]
-        try:
-            shared = private.exchange(published.x25519)
-        except ValueError as exc:  # a low-order public key: all-zero shared secret
-            raise keys.PublicKeysInvalidError(
-                f"{peer}'s encryption key is unusable: {exc}"
-            ) from exc
-        with self._lock:
-            if len(self._shared) >= _MAX_PAIRS:
-                self._shared.clear()
-            self._shared[peer] = (private, published, shared)
-        return shared
-
     def body_cipher(self, *, sender: str, recipient: str, message_id: str, salt: bytes) -> AESGCM:
         """The AES-256-GCM key of one message body from ``sender`` to ``recipient``: the
         direction's body key expanded (HKDF-Expand, one HMAC) over the salt and message id."""
