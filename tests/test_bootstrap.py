@@ -74,3 +74,17 @@ def test_missing_pyproject_and_non_flower_project(tmp_path: Path) -> None:
 def test_unbootstrapped_project_is_named_as_such(tiny_app: Path) -> None:
     with pytest.raises(ValueError, match="not bootstrapped"):
         load_project_config(tiny_app)
+
+
+def test_bootstrap_lets_uv_run_main_py_in_this_environment(tiny_app: Path) -> None:
+    syft_flwr.bootstrap(tiny_app, aggregator=AGGREGATOR, datasites=DATASITES)
+    parsed = tomllib.loads((tiny_app / "pyproject.toml").read_text())
+    assert parsed["tool"]["uv"] == {"managed": False}
+
+
+def test_bootstrap_keeps_a_project_s_own_uv_choice(tiny_app: Path) -> None:
+    pyproject = tiny_app / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + '\n[tool.uv]\nmanaged = true\npackage = false\n')
+    syft_flwr.bootstrap(tiny_app, aggregator=AGGREGATOR, datasites=DATASITES)
+    parsed = tomllib.loads(pyproject.read_text())
+    assert parsed["tool"]["uv"] == {"managed": True, "package": False}

@@ -1,5 +1,6 @@
-"""``uv run main.py --active``: the aggregator started through uv, in the toolkit's own
-environment (``--active --no-sync``: uv neither builds another environment nor downloads)."""
+"""``uv run main.py --active``, typed as the README says, in an activated environment that has
+the toolkit: bootstrap's ``[tool.uv] managed = false`` makes uv run main.py there, without
+building another environment or downloading anything."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def test_the_aggregator_runs_through_uv_run(tmp_path: Path) -> None:
         )
         env.pop("UV_PROJECT_ENVIRONMENT", None)
         done = subprocess.run(
-            [uv, "run", "--active", "--no-sync", "main.py", "--active", "--timeout", "60"],
+            [uv, "run", "main.py", "--active", "--timeout", "60"],
             cwd=fed.project,
             env=env,
             capture_output=True,
@@ -44,3 +45,21 @@ def test_the_aggregator_runs_through_uv_run(tmp_path: Path) -> None:
         assert result["count"] == 5 and result["datasites"] == 2  # 3 + 2 private values
         assert result["mean"] == (1 + 2 + 3 + 10 + 20) / 5
         assert not (fed.project / ".venv").exists()  # uv used the toolkit's environment
+
+
+def test_main_py_without_the_toolkit_says_what_to_do(tmp_path: Path) -> None:
+    """An interpreter without syft_flwr (here: no site-packages) gets one line, not a trace."""
+    with federation(tmp_path, TINY_APP, tiny_data(tmp_path)) as fed:
+        done = subprocess.run(
+            [sys.executable, "-S", "main.py", "--active"],
+            cwd=fed.project,
+            env=fed.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: syft_flwr is not installed for ")
+    assert "activate that environment" in done.stderr
+    assert "Traceback" not in done.stderr

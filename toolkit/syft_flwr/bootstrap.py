@@ -2,7 +2,8 @@
 
 Writes ``[tool.syft_flwr]`` (app_name, aggregator, datasites) into the app's pyproject.toml with
 tomlkit, so every other byte of the file stays as it was, and renders ``main.py`` from
-``templates/main.py``.
+``templates/main.py``. Unless the project already says, it also adds ``[tool.uv] managed =
+false`` so that ``uv run main.py`` runs in the toolkit's environment.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import uuid
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from syft_flwr.config import flower_components, read_pyproject
 from syft_flwr.network.atomic import atomic_write_text
@@ -43,6 +45,24 @@ def _app_name(pyproject: dict) -> str:
     base = str(pyproject.get("project", {}).get("name", "flwr-app"))
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in base).strip("-_") or "app"
     return validate_name(f"{safe[:80]}-{uuid.uuid4().hex[:8]}", "app_name")
+
+
+def _let_uv_run_in_this_environment(tool: Any) -> None:
+    """Add ``[tool.uv] managed = false`` unless the project already says whether uv manages it.
+
+    A managed project makes ``uv run main.py`` build its own environment from the package
+    index, one without syft_flwr, so the run fails on its first import. Unmanaged, uv runs
+    main.py in the active (or nearest) environment, the one the toolkit is installed in.
+    """
+    import tomlkit
+
+    uv = tool.get("uv")
+    if uv is None:
+        uv = tool["uv"] = tomlkit.table()
+    if "managed" not in uv:
+        uv.add(tomlkit.comment("written by syft_flwr.bootstrap: `uv run main.py` runs in the"))
+        uv.add(tomlkit.comment("active environment (the one with syft_flwr) instead of a new one"))
+        uv.add("managed", False)
 
 
 def bootstrap(
@@ -85,6 +105,7 @@ def bootstrap(
     emails.extend(datasites)
     table.add("datasites", emails.multiline(len(datasites) > 2))
     doc["tool"]["syft_flwr"] = table  # type: ignore[index]  # [tool.flwr] guarantees "tool"
+    _let_uv_run_in_this_environment(doc["tool"])  # type: ignore[arg-type]
 
     template = resources.files("syft_flwr").joinpath("templates", "main.py").read_text()
     atomic_write_text(pyproject_path, tomlkit.dumps(doc))

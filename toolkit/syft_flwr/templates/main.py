@@ -12,7 +12,15 @@ starts `python main.py` with DATA_DIR and the identity set: that serves the Clie
 import sys
 from pathlib import Path
 
-from syft_flwr.runtime import main
+try:
+    from syft_flwr.runtime import main
+except ModuleNotFoundError as missing:
+    if missing.name != "syft_flwr":
+        raise
+    sys.exit(
+        f"error: syft_flwr is not installed for {sys.executable}. Run main.py with the Python "
+        "that has it: activate that environment first (`uv run main.py` then uses it too)."
+    )
 
 if __name__ == "__main__":
     sys.exit(main(Path(__file__).resolve().parent, sys.argv[1:]))
