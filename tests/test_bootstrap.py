@@ -84,7 +84,7 @@ def test_bootstrap_lets_uv_run_main_py_in_this_environment(tiny_app: Path) -> No
 
 def test_bootstrap_keeps_a_project_s_own_uv_choice(tiny_app: Path) -> None:
     pyproject = tiny_app / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text() + '\n[tool.uv]\nmanaged = true\npackage = false\n')
+    pyproject.write_text(pyproject.read_text() + "\n[tool.uv]\nmanaged = true\npackage = false\n")
     syft_flwr.bootstrap(tiny_app, aggregator=AGGREGATOR, datasites=DATASITES)
     parsed = tomllib.loads(pyproject.read_text())
     assert parsed["tool"]["uv"] == {"managed": True, "package": False}
