@@ -1,6 +1,7 @@
 """`syft-flwr demo` (what `make demo` runs), end to end in a real subprocess."""
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -79,8 +80,9 @@ def test_demo_runs_the_whole_workflow_on_private_data(tmp_path: Path) -> None:
 
     # the data owner's review lists the files with sizes and shows the entrypoint
     review = proc.stdout[proc.stdout.index("[5/7]") : proc.stdout.index("[6/7]")]
-    assert "pyproject.toml" in review and " B  main.py" in review
-    assert "| from syft_flwr.runtime import main" in review
+    assert "pyproject.toml" in review and re.search(r"\d(\.\d)? k?B  main\.py\n", review)
+    assert "more lines" not in review  # the whole generated main.py is shown
+    assert "from syft_flwr.runtime import main" in review
     assert "the same code as above" in review  # the second data owner: same pinned hash
 
     mock_figures = tmp_path / "demo" / "ds_outputs" / "mock_figures"
@@ -199,14 +201,15 @@ def test_review_lists_files_with_sizes_and_the_entrypoint(tmp_path: Path) -> Non
     code = tmp_path / "code"
     (code / "pkg").mkdir(parents=True)
     (code / "pkg" / "app.py").write_text("x" * 2048)
-    (code / "main.py").write_text("\n".join(f"line {i}" for i in range(1, 31)))
+    total = demo.REVIEW_LINES + 10
+    (code / "main.py").write_text("\n".join(f"line {i}" for i in range(1, total + 1)))
     job = SimpleNamespace(
         uid="j1", name="app", submitter="ds@x.org", code_path=code, entrypoint="main.py"
     )
     text = "\n".join(demo.review_text(job))
     assert "2 files" in text and "2.0 kB  pkg/app.py" in text and "main.py" in text
     assert f"| line {demo.REVIEW_LINES}" in text and f"| line {demo.REVIEW_LINES + 1}" not in text
-    assert f"({30 - demo.REVIEW_LINES} more lines)" in text
+    assert "(10 more lines)" in text
 
 
 STOP_SCRIPT = textwrap.dedent(

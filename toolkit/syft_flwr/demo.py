@@ -34,7 +34,7 @@ APPS = {False: "fed-analytics-diabetes", True: "fl-diabetes-prediction"}
 #: Written in every folder the demo creates; only such a folder (or an empty one) is cleared.
 MARKER = ".syft-flwr-demo"
 REVIEW_FILES = 20  # files listed in the data owner's review before "... and N more"
-REVIEW_LINES = 20  # lines of the entrypoint shown in the review
+REVIEW_LINES = 40  # lines of the entrypoint shown in the review: all of a generated main.py
 
 
 class DemoError(RuntimeError):

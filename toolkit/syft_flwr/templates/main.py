@@ -4,6 +4,7 @@
                                         the ClientApp on its data ($DATA_DIR)
     python main.py --active --resume    the aggregator continues from its last saved round
     python main.py --help               every flag
+    uv run main.py --active             the same, in the activated environment
 
 Who you are comes from $SYFTBOX_CLIENT_CONFIG_PATH (or --config). A data owner's job runner
 starts `python main.py` with DATA_DIR and the identity set: that serves the ClientApp.
