@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.faults.helpers import TINY_APP, federation, tiny_data
+from tests.faults.helpers import TINY_APP, federation, prepare_project, tiny_data
 
 UV = Path(sys.executable).parent / "uv"
 
@@ -49,16 +49,15 @@ def test_the_aggregator_runs_through_uv_run(tmp_path: Path) -> None:
 
 def test_main_py_without_the_toolkit_says_what_to_do(tmp_path: Path) -> None:
     """An interpreter without syft_flwr (here: no site-packages) gets one line, not a trace."""
-    with federation(tmp_path, TINY_APP, tiny_data(tmp_path)) as fed:
-        done = subprocess.run(
-            [sys.executable, "-S", "main.py", "--active"],
-            cwd=fed.project,
-            env=fed.env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+    project = prepare_project(TINY_APP, tmp_path / "project")
+    done = subprocess.run(
+        [sys.executable, "-S", "main.py", "--active"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 1
     assert done.stderr.startswith("error: syft_flwr is not installed for ")
     assert "activate that environment" in done.stderr

@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from syft_flwr.config import flower_components, read_pyproject
 from syft_flwr.network.atomic import atomic_write_text
@@ -47,22 +46,34 @@ def _app_name(pyproject: dict) -> str:
     return validate_name(f"{safe[:80]}-{uuid.uuid4().hex[:8]}", "app_name")
 
 
-def _let_uv_run_in_this_environment(tool: Any) -> None:
-    """Add ``[tool.uv] managed = false`` unless the project already says whether uv manages it.
+def _bootstrapped_pyproject(text: str, app_name: str, aggregator: str, datasites: list[str]) -> str:
+    """``text`` with ``[tool.syft_flwr]`` set and, unless the project already says whether uv
+    manages it, ``[tool.uv] managed = false``; every other byte as it was.
 
     A managed project makes ``uv run main.py`` build its own environment from the package
     index, one without syft_flwr, so the run fails on its first import. Unmanaged, uv runs
     main.py in the active (or nearest) environment, the one the toolkit is installed in.
     """
-    import tomlkit
+    import tomlkit  # here, not at the top: `import syft_flwr` need not load it
 
-    uv = tool.get("uv")
+    doc = tomlkit.parse(text)
+    tool = doc["tool"]  # [tool.flwr] guarantees it
+    table = tomlkit.table()
+    table.add("app_name", app_name)
+    table.add("aggregator", aggregator)
+    emails = tomlkit.array()
+    emails.extend(datasites)
+    table.add("datasites", emails.multiline(len(datasites) > 2))
+    tool["syft_flwr"] = table  # type: ignore[index]
+
+    uv = tool.get("uv")  # type: ignore[union-attr]
     if uv is None:
-        uv = tool["uv"] = tomlkit.table()
+        uv = tool["uv"] = tomlkit.table()  # type: ignore[index]
     if "managed" not in uv:
         uv.add(tomlkit.comment("written by syft_flwr.bootstrap: `uv run main.py` runs in the"))
         uv.add(tomlkit.comment("active environment (the one with syft_flwr) instead of a new one"))
         uv.add("managed", False)
+    return tomlkit.dumps(doc)
 
 
 def bootstrap(
@@ -95,19 +106,10 @@ def bootstrap(
             "bootstrap(..., overwrite=True) (CLI: --overwrite) to rewrite it"
         )
 
-    import tomlkit  # here, not at the top: `import syft_flwr` need not load it
-
-    doc = tomlkit.parse(pyproject_path.read_text(encoding="utf-8"))
-    table = tomlkit.table()
-    table.add("app_name", _app_name(parsed))
-    table.add("aggregator", aggregator)
-    emails = tomlkit.array()
-    emails.extend(datasites)
-    table.add("datasites", emails.multiline(len(datasites) > 2))
-    doc["tool"]["syft_flwr"] = table  # type: ignore[index]  # [tool.flwr] guarantees "tool"
-    _let_uv_run_in_this_environment(doc["tool"])  # type: ignore[arg-type]
-
+    text = _bootstrapped_pyproject(
+        pyproject_path.read_text(encoding="utf-8"), _app_name(parsed), aggregator, datasites
+    )
     template = resources.files("syft_flwr").joinpath("templates", "main.py").read_text()
-    atomic_write_text(pyproject_path, tomlkit.dumps(doc))
+    atomic_write_text(pyproject_path, text)
     atomic_write_text(main_path, template)
     return main_path
