@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import fcntl
 import hashlib
 import json
 import os
@@ -49,6 +48,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from loguru import logger
 
 from syft_flwr.network.atomic import atomic_write_json
+from syft_flwr.network.files import file_lock
 from syft_flwr.network.layout import Network, validate_email
 
 if TYPE_CHECKING:
@@ -126,13 +126,8 @@ def clear_cache() -> None:
 @contextmanager
 def _locked(folder: Path) -> Iterator[None]:
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with file_lock(folder / ".lock"):
         yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def _write_private(path: Path, data: bytes) -> None:

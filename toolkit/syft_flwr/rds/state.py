@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from syft_flwr.network.atomic import atomic_write_json, read_json
+from syft_flwr.network.files import file_lock
 from syft_flwr.network.layout import Network, validate_name
-from syft_flwr.rds._files import file_lock, utc_now
+from syft_flwr.rds._files import utc_now
 
 
 class JobStatus(StrEnum):
