@@ -1,4 +1,5 @@
-"""Waking on new files: inotify events through watchdog, and the polling fallback."""
+"""Waking on new files: one inotify descriptor per process for every watched folder, and
+the polling fallback."""
 
 from __future__ import annotations
 
@@ -79,11 +80,8 @@ def test_polling_mode_finds_files(tmp_path: Path) -> None:
 def test_falls_back_to_polling_when_events_are_unavailable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def no_inotify():
-        raise OSError(28, "inotify watch limit reached")
-
-    monkeypatch.setattr(watch, "_shared_observer", no_inotify)
-    monkeypatch.setattr(watch.DirectoryWatcher, "_start_inotify", lambda self: False)
+    monkeypatch.setattr(watch, "_inotify_calls", lambda: None)  # e.g. not Linux
+    monkeypatch.setattr(watch, "_dispatcher", None)  # a dispatcher of its own for this test
     inbox = tmp_path / "inbox"
     with DirectoryWatcher(inbox, poll_interval=0.05) as watcher:
         assert watcher.mode == "polling"
@@ -92,6 +90,7 @@ def test_falls_back_to_polling_when_events_are_unavailable(
             assert wait_for_file(watcher, inbox) == ["msg.json"]
         finally:
             writer.wait(timeout=30)
+        assert watcher.arrivals() is None  # polling never names files: the caller scans
 
 
 def test_notify_wakes_a_waiting_thread(tmp_path: Path) -> None:
@@ -107,21 +106,70 @@ def test_notify_wakes_a_waiting_thread(tmp_path: Path) -> None:
     watcher.close()  # closing twice is harmless
 
 
-def test_watchdog_watchers_share_one_observer_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Where a private inotify descriptor is not available, watchdog delivers the events."""
-    monkeypatch.setattr(watch.DirectoryWatcher, "_start_inotify", lambda self: False)
-    watchers = [DirectoryWatcher(tmp_path / f"inbox{i}") for i in range(5)]
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")
+def test_a_thousand_watchers_share_one_descriptor_and_one_thread(tmp_path: Path) -> None:
+    """The kernel allows 128 inotify instances per user and select() 1,024 descriptors: one
+    descriptor and one thread per process serve any number of folders."""
+    before = open_descriptors()
+    watchers = [DirectoryWatcher(tmp_path / f"inbox{i}") for i in range(1000)]
     try:
-        assert all(w.mode == "events" for w in watchers)
-        assert len({id(w._observer) for w in watchers}) == 1
-        atomic_write_text(tmp_path / "inbox3" / "m.json", "{}")
-        assert watchers[3].wait(timeout=20) is True
+        assert all(w.mode == "inotify" for w in watchers)
+        # inotify, epoll and a wake-up pipe, once per process
+        assert open_descriptors() - before <= 4
+        threads = [t for t in threading.enumerate() if t.name == "syft-flwr-watcher"]
+        assert len(threads) == 1
+        atomic_write_text(tmp_path / "inbox734" / "m.json", "{}")
+        assert watchers[734].wait(timeout=20) is True
+        assert watchers[734].arrivals() is None  # before its first scan, names are not known
         assert watchers[1].wait(timeout=0.2) is False  # only the folder's own watcher wakes
     finally:
         for w in watchers:
             w.close()
+
+
+def test_on_arrival_is_called_for_each_batch_of_new_files(tmp_path: Path) -> None:
+    calls = threading.Semaphore(0)
+    inbox = tmp_path / "inbox"
+    with DirectoryWatcher(inbox, on_arrival=calls.release) as watcher:
+        watcher.arrivals()  # the caller's first scan
+        atomic_write_text(inbox / "a.msg", "a")
+        assert calls.acquire(timeout=20)
+        assert watcher.arrivals() == ["a.msg"]
+
+
+def test_two_watchers_of_one_folder_both_wake_and_one_closing_keeps_the_other(
+    tmp_path: Path,
+) -> None:
+    inbox = tmp_path / "inbox"
+    first, second = DirectoryWatcher(inbox), DirectoryWatcher(inbox)
+    try:
+        atomic_write_text(inbox / "a.msg", "a")
+        assert first.wait(timeout=20) and second.wait(timeout=20)
+        first.close()
+        atomic_write_text(inbox / "b.msg", "b")
+        assert second.wait(timeout=20)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_deleted_folder_is_polled_once_it_comes_back(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    with DirectoryWatcher(inbox, poll_interval=0.05) as watcher:
+        if watcher.mode != "inotify":
+            pytest.skip("inotify only")
+        inbox.rmdir()
+        deadline = time.monotonic() + 20
+        while watcher.mode != "polling" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert watcher.mode == "polling"
+        inbox.mkdir()
+        atomic_write_text(inbox / "x.msg", "x")
+        assert wait_for_file(watcher, inbox) == ["x.msg"]
 
 
 @pytest.mark.parametrize(
@@ -137,19 +185,22 @@ def test_watchdog_watchers_share_one_observer_thread(
     ],
 )
 def test_inotify_events_are_read_raw_and_name_finished_files(events, arrived, complete) -> None:
-    read_end, write_end = os.pipe2(os.O_NONBLOCK)
-    try:
-        for mask, name in events:
-            padded = name + b"\0" * (16 - len(name) % 16) if name else b""
-            os.write(write_end, struct.pack("iIII", 1, mask, 0, len(padded)) + padded)
-        names: dict[str, None] = {}
-        assert watch._drain_inotify(read_end, names) is complete
-        assert list(names) == arrived
-        with pytest.raises(BlockingIOError):  # drained
-            os.read(read_end, 1)
-    finally:
-        os.close(read_end)
-        os.close(write_end)
+    data = b""
+    for mask, name in events:
+        padded = name + b"\0" * (16 - len(name) % 16) if name else b""
+        data += struct.pack("iIII", 1, mask, 0, len(padded)) + padded
+    names: dict[int, dict[str, None]] = {}
+    gone: list[int] = []
+    assert watch.parse_events(data, names, gone) is complete
+    assert list(names.get(1, {})) == arrived
+    assert gone == []
+
+
+def test_an_ended_watch_is_reported_as_gone() -> None:
+    names: dict[int, dict[str, None]] = {}
+    gone: list[int] = []
+    assert watch.parse_events(struct.pack("iIII", 7, 0x8000, 0, 0), names, gone)
+    assert gone == [7] and names == {}
 
 
 def test_arrivals_name_new_files_once_scanned(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from flwr.clientapp import ClientApp
 
 from syft_flwr.network import Network
 from syft_flwr.transport import DatasiteGrid, DatasiteNode, NodeResult, inbox, node
+from syft_flwr.transport import endpoint as endpoint_module
 from tests.support import captured_logs
 from tests.transport.helpers import (
     AGGREGATOR,
@@ -136,7 +137,7 @@ def test_a_crash_between_recording_and_writing_never_sends_a_second_reply(
             raise _Crash
 
         with monkeypatch.context() as patch:
-            patch.setattr(node, "write_message", crash)
+            patch.setattr(endpoint_module, "write_message", crash)
             with pytest.raises(_Crash):
                 _node(fed, do1, app).serve()
         assert calls == [message_id] and request.exists()  # the app ran, nothing left

@@ -1,223 +1,322 @@
-"""Waiting for new files in a folder: file events, with a polling fallback.
+"""Waking on new files: one inotify instance per process serves every watched folder.
 
-On Linux the waiting thread blocks on its own inotify descriptor (inotify_simple): no other
-thread sits between the kernel's event and the waiter, which keeps a message round trip near
-a millisecond. Elsewhere (or when inotify is unavailable) watchdog's observer delivers the
-events; failing that, the folder is polled.
+A :class:`DirectoryWatcher` subscribes one folder. Behind every watcher of the process sits
+one dispatcher thread that blocks on a single inotify descriptor through ``selectors``
+(epoll on Linux: no descriptor limit, unlike ``select()``), reads the kernel's events in
+batches, and hands each file name to the watcher of its folder: the names are queued there,
+a waiting thread is woken, and an ``on_arrival`` callback (a worker pool's "this inbox has
+work") is called. A thousand inboxes cost one descriptor, one thread and no CPU while no
+file arrives.
 
-With inotify, the watcher also collects the names of the files that arrived
-(:meth:`DirectoryWatcher.arrivals`), so a caller need not scan the folder after every
-wake-up; the names are None until the caller's first scan, without inotify, and after the
-kernel reported lost events. A caller scans then, and after a quiet spell, so a missed or
-coalesced event costs at most one ``poll_interval`` (or one rescan interval). Use it as::
+Where inotify is not available (another OS, the per-user instance or watch limit reached),
+the dispatcher polls those folders every ``poll_interval`` instead, and their watchers say
+that their names are not known (:meth:`DirectoryWatcher.arrivals` returns None: the caller
+scans the folder). Use it as::
 
     with DirectoryWatcher(inbox) as watcher:
-        scan = True
         while running:
-            names = watcher.arrivals()
-            handle(list_folder(inbox) if scan or names is None else names)
-            scan = not watcher.wait(timeout=1.0)
+            names = watcher.arrivals()  # None at first and after lost events: scan then
+            handle(list_folder(inbox) if names is None else names)
+            watcher.wait(timeout=1.0)
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
-import select
+import selectors
 import struct
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from loguru import logger
 
 from syft_flwr.network.atomic import is_temporary
 
-_observer_lock = threading.Lock()
-_observer = None  # one watchdog Observer (one thread) shared by every watcher of the process
-
-
-def _shared_observer():
-    global _observer
-    with _observer_lock:
-        if _observer is None or not _observer.is_alive():
-            from watchdog.observers import Observer
-
-            observer = Observer()
-            observer.daemon = True
-            observer.start()
-            _observer = observer
-        return _observer
-
-
 #: struct inotify_event: wd, mask, cookie, len (then ``len`` bytes of NUL-padded name)
 _INOTIFY_EVENT = struct.Struct("iIII")
-_IN_Q_OVERFLOW = 0x4000
+_IN_CLOSE_WRITE = 0x00000008
+_IN_MOVED_TO = 0x00000080
+_IN_IGNORED = 0x00008000
+_IN_Q_OVERFLOW = 0x00004000
 _IN_ISDIR = 0x40000000
-_READ_BYTES = 64 * 1024
+_IN_NONBLOCK = os.O_NONBLOCK
+_IN_CLOEXEC = os.O_CLOEXEC
+_READ_BYTES = 256 * 1024
 
 
-def _drain_inotify(fd: int, arrived: dict[str, None]) -> bool:
-    """Read every pending event of a non-blocking inotify descriptor into ``arrived`` (names of
-    finished files, in order; a writer's hidden temporary names and folders are skipped).
-    Returns False if events were lost (the queue overflowed: only a rescan finds what they
-    were about). Parsed here, one ``read`` per batch: every message's wake-up goes through it."""
+def _inotify_calls():  # noqa: ANN202 - ctypes functions
+    """libc's inotify_init1 / inotify_add_watch / inotify_rm_watch, or None off Linux."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.inotify_init1, libc.inotify_add_watch, libc.inotify_rm_watch
+    except (OSError, AttributeError):
+        return None
+
+
+def parse_events(data: bytes, arrived: dict[int, dict[str, None]], gone: list[int]) -> bool:
+    """Parse a batch of ``struct inotify_event`` records: the names of finished files (a
+    writer's hidden temporary names and folders skipped) go to ``arrived`` by watch
+    descriptor, in order; watches that ended go to ``gone``. Returns False if the kernel
+    dropped events (its queue overflowed: only a scan finds what they were about)."""
     complete = True
-    while True:
-        try:
-            data = os.read(fd, _READ_BYTES)
-        except BlockingIOError:
-            return complete
-        pos, end = 0, len(data)
-        while pos < end:
-            _, mask, _, size = _INOTIFY_EVENT.unpack_from(data, pos)
-            start = pos + _INOTIFY_EVENT.size
-            pos = start + size
-            if mask & _IN_Q_OVERFLOW:
-                complete = False
-            elif size and not mask & _IN_ISDIR:
-                name = os.fsdecode(data[start:pos].rstrip(b"\0"))
-                if not is_temporary(name):
-                    arrived[name] = None
-        if end < _READ_BYTES - 4096:  # less than a full buffer: nothing more is queued
-            return complete
+    pos, end = 0, len(data)
+    while pos < end:
+        wd, mask, _, size = _INOTIFY_EVENT.unpack_from(data, pos)
+        start = pos + _INOTIFY_EVENT.size
+        pos = start + size
+        if mask & _IN_Q_OVERFLOW:
+            complete = False
+        elif mask & _IN_IGNORED:
+            gone.append(wd)
+        elif size and not mask & _IN_ISDIR:
+            name = os.fsdecode(data[start:pos].rstrip(b"\0"))
+            if not is_temporary(name):
+                arrived.setdefault(wd, {})[name] = None
+    return complete
+
+
+class _Dispatcher:
+    """The process's one inotify descriptor and the thread that serves every watcher."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_wd: dict[int, list[DirectoryWatcher]] = {}
+        self._wd_of: dict[str, int] = {}
+        self._polled: list[DirectoryWatcher] = []
+        self._poll_interval: float | None = None
+        self._thread: threading.Thread | None = None
+        self._fd = -1
+        self._calls = _inotify_calls()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        if self._calls is not None:
+            fd = self._calls[0](_IN_NONBLOCK | _IN_CLOEXEC)
+            if fd < 0:
+                err = os.strerror(ctypes.get_errno())
+                logger.debug(f"inotify unavailable ({err}); watched folders are polled")
+            else:
+                self._fd = fd
+        self._pid = os.getpid()
+
+    # -- subscriptions -----------------------------------------------------------------------
+    def add(self, watcher: DirectoryWatcher, use_events: bool) -> str:
+        """Start serving ``watcher``; returns its mode, "inotify" or "polling"."""
+        folder = str(watcher.directory)
+        with self._lock:
+            wd = self._wd_of.get(folder) if use_events else None
+            if wd is None and use_events and self._fd >= 0:
+                wd = self._calls[1](self._fd, os.fsencode(folder), _IN_MOVED_TO | _IN_CLOSE_WRITE)
+                if wd < 0:
+                    err = os.strerror(ctypes.get_errno())
+                    logger.debug(f"cannot watch {folder} with inotify ({err}); polling it")
+                    wd = None
+            if wd is not None:
+                self._wd_of[folder] = wd
+                self._by_wd.setdefault(wd, []).append(watcher)
+                mode = "inotify"
+            else:
+                self._polled.append(watcher)
+                interval = watcher.poll_interval
+                self._poll_interval = min(self._poll_interval or interval, interval)
+                mode = "polling"
+            self._ensure_thread()
+        self._wake()  # the thread re-reads its poll interval
+        return mode
+
+    def remove(self, watcher: DirectoryWatcher) -> None:
+        folder = str(watcher.directory)
+        with self._lock:
+            if watcher in self._polled:
+                self._polled.remove(watcher)
+                self._poll_interval = min((w.poll_interval for w in self._polled), default=None)
+                return
+            wd = self._wd_of.get(folder)
+            watchers = self._by_wd.get(wd, []) if wd is not None else []
+            if watcher in watchers:
+                watchers.remove(watcher)
+            if wd is not None and not watchers:
+                self._by_wd.pop(wd, None)
+                del self._wd_of[folder]
+                self._calls[2](self._fd, wd)  # its IN_IGNORED event is dropped below
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(
+                target=self._serve, name="syft-flwr-watcher", daemon=True
+            )
+            self._thread.start()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):  # a full pipe already wakes the thread
+            os.write(self._wake_w, b"x")
+
+    # -- the thread --------------------------------------------------------------------------
+    def _serve(self) -> None:
+        selector = selectors.DefaultSelector()
+        selector.register(self._wake_r, selectors.EVENT_READ)
+        if self._fd >= 0:
+            selector.register(self._fd, selectors.EVENT_READ)
+        next_poll = time.monotonic()
+        while True:
+            interval = self._poll_interval
+            timeout = None if interval is None else max(0.0, next_poll - time.monotonic())
+            for key, _ in selector.select(timeout):
+                if key.fd == self._wake_r:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_r, 4096)
+                else:
+                    self._read_events()
+            if interval is not None and time.monotonic() >= next_poll:
+                self._poll()
+                next_poll = time.monotonic() + interval
+
+    def _read_events(self) -> None:
+        """Hand every queued event's file name to the watchers of its folder."""
+        arrived: dict[int, dict[str, None]] = {}
+        gone: list[int] = []  # folders deleted or unmounted: their watches are over
+        lost = False
+        while True:
+            try:
+                data = os.read(self._fd, _READ_BYTES)
+            except BlockingIOError:
+                break
+            lost = not parse_events(data, arrived, gone) or lost
+            if len(data) < _READ_BYTES - 4096:  # less than a full buffer: nothing more queued
+                break
+        with self._lock:
+            for wd in gone:  # a watch we did not remove: poll its watchers from now on
+                for watcher in self._by_wd.pop(wd, ()):
+                    watcher.mode = "polling"
+                    self._polled.append(watcher)
+                    self._poll_interval = min(self._poll_interval or 1e9, watcher.poll_interval)
+                self._wd_of = {f: w for f, w in self._wd_of.items() if w != wd}
+            if lost:  # the kernel dropped events: every watcher scans its folder again
+                targets = [(w, None) for ws in self._by_wd.values() for w in ws]
+            else:
+                targets = [
+                    (w, names) for wd, names in arrived.items() for w in self._by_wd.get(wd, ())
+                ]
+        for watcher, names in targets:
+            watcher._deliver(names)
+
+    def _poll(self) -> None:
+        with self._lock:
+            polled = list(self._polled)
+        for watcher in polled:
+            watcher._poll()
+
+
+_dispatcher: _Dispatcher | None = None
+_dispatcher_lock = threading.Lock()
+
+
+def _shared_dispatcher() -> _Dispatcher:
+    """The process's dispatcher (a new one in a forked child: threads do not survive fork)."""
+    global _dispatcher
+    with _dispatcher_lock:
+        if _dispatcher is None or _dispatcher._pid != os.getpid():
+            _dispatcher = _Dispatcher()
+        return _dispatcher
 
 
 class DirectoryWatcher:
-    """Wakes a waiting thread when a finished (non-hidden) file appears in ``directory``."""
+    """Wakes a waiting thread (and calls ``on_arrival``) when a finished, non-hidden file
+    appears in ``directory``; collects the names of those files for :meth:`arrivals`.
 
-    def __init__(self, directory: Path, *, poll_interval: float = 0.5, use_events: bool = True):
+    ``on_arrival`` is called on the watcher thread of the process and must only hand the
+    work on (e.g. submit it to a pool), never do it.
+    """
+
+    def __init__(
+        self,
+        directory: Path | str,
+        *,
+        poll_interval: float = 0.5,
+        use_events: bool = True,
+        on_arrival: Callable[[], None] | None = None,
+    ):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.poll_interval = poll_interval
-        self._changed = threading.Event()
-        #: names of files that arrived since the last :meth:`arrivals` (inotify mode only)
+        self._on_arrival = on_arrival
+        self._lock = threading.Lock()
+        self._woken = threading.Event()
+        #: names of files that arrived since the last :meth:`arrivals`, oldest first
         self._arrived: dict[str, None] = {}
         self._complete = False  # nothing is known before the caller's first scan
-        self._watch = None
-        self._inotify = None
-        self.mode = "polling"
-        if use_events and not self._start_inotify():
-            self._start_events()
+        self._seen: set[str] = set()  # polling: the names of the last look
+        self._closed = False
+        self._dispatcher = _shared_dispatcher()
+        self.mode = self._dispatcher.add(self, use_events)
+        if self.mode == "polling":
+            self._seen = self._listing()
 
-    def _start_inotify(self) -> bool:
-        """Watch with a private inotify descriptor; False where that is not possible."""
-        if not sys.platform.startswith("linux"):
-            return False
-        try:
-            from inotify_simple import INotify, flags
-
-            inotify = INotify(nonblocking=True)
+    # -- what the dispatcher calls ------------------------------------------------------------
+    def _deliver(self, names: dict[str, None] | None) -> None:
+        """New files (None: some were lost, the caller must scan)."""
+        with self._lock:
+            if names is None:
+                self._complete = False
+            else:
+                self._arrived.update(names)
+        self._woken.set()
+        if self._on_arrival is not None:
             try:
-                # a rename finishes an atomic write; CLOSE_WRITE catches a file written in
-                # place. (CREATE would only wake the waiter for a file not yet written.)
-                inotify.add_watch(str(self.directory), flags.MOVED_TO | flags.CLOSE_WRITE)
-                self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-            except BaseException:
-                inotify.close()
-                raise
-        except Exception as exc:  # descriptor limits, missing library
-            logger.debug(f"inotify unavailable for {self.directory} ({exc}); trying watchdog")
-            return False
-        self._inotify = inotify
-        self.mode = "inotify"
-        return True
+                self._on_arrival()
+            except Exception as exc:  # a broken callback must not stop every other watcher
+                logger.error(f"watcher callback for {self.directory} failed: {exc!r}")
 
-    def _start_events(self) -> None:
+    def _listing(self) -> set[str]:
         try:
-            from watchdog.events import (
-                DirCreatedEvent,
-                DirMovedEvent,
-                FileCreatedEvent,
-                FileMovedEvent,
-                FileSystemEventHandler,
-            )
+            with os.scandir(self.directory) as it:
+                return {e.name for e in it if not is_temporary(e.name)}
+        except OSError:
+            return set()
 
-            changed = self._changed
+    def _poll(self) -> None:
+        names = self._listing()
+        new = names - self._seen
+        self._seen = names
+        if new:
+            self._deliver(None)
 
-            class _Handler(FileSystemEventHandler):
-                def on_any_event(self, event) -> None:  # noqa: ANN001 - watchdog's type
-                    path = getattr(event, "dest_path", "") or event.src_path
-                    if not is_temporary(Path(str(path)).name):
-                        changed.set()
-
-            self._observer = _shared_observer()
-            # only appearances: inotify then skips modify/close/delete events, which halves
-            # the wake-up latency (fewer events through watchdog's threads)
-            appear = [FileCreatedEvent, FileMovedEvent, DirCreatedEvent, DirMovedEvent]
-            self._watch = self._observer.schedule(
-                _Handler(), str(self.directory), event_filter=appear
-            )
-            self.mode = "events"
-        except Exception as exc:  # inotify limits, unsupported platforms
-            logger.warning(f"file events unavailable for {self.directory} ({exc}); polling")
-            self._watch = None
-
+    # -- what the owner calls ----------------------------------------------------------------
     def arrivals(self) -> list[str] | None:
         """Names of the finished files that arrived since the last call, oldest first, or
-        None when they are not all known: before the first call, without inotify, or after
+        None when they are not all known: before the first call, when polling, and after
         lost events. On None the caller scans the folder (and everything is known again
         from then on). A named file may be gone already; the caller's read finds out."""
-        complete, self._complete = self._complete, self._inotify is not None
-        names, self._arrived = list(self._arrived), {}
+        with self._lock:
+            complete, self._complete = self._complete, self.mode == "inotify"
+            names, self._arrived = list(self._arrived), {}
         return names if complete else None
+
+    def pending(self) -> bool:
+        """Whether a file arrived (or events were lost) since the last :meth:`arrivals`."""
+        return bool(self._arrived) or not self._complete
 
     def notify(self) -> None:
         """Wake the waiter (used to stop a loop from another thread)."""
-        self._changed.set()
-        if self._inotify is not None:
-            with contextlib.suppress(OSError):  # a full pipe already wakes the waiter
-                os.write(self._wake_w, b"x")
+        self._woken.set()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until a file event, ``timeout`` or (when polling) ``poll_interval``.
-
-        Returns True if an event woke the caller. The caller rescans either way.
-        """
-        if self._inotify is not None:
-            return self._wait_inotify(timeout)
-        limit = self.poll_interval if self.mode == "polling" else timeout
-        if timeout is not None and limit is not None:
-            limit = min(limit, timeout)
-        woke = self._changed.wait(limit)
-        self._changed.clear()
-        return woke
-
-    def _wait_inotify(self, timeout: float | None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        events = self._inotify.fileno()
-        fds = [events, self._wake_r]
-        # a local flag, not the Event: setting an Event costs a lock and a notify per wake-up
-        woke = self._changed.is_set()
-        while not woke:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            ready, _, _ = select.select(fds, [], [], left)
-            if not ready:
-                break  # the timeout
-            if self._wake_r in ready:
-                with contextlib.suppress(BlockingIOError):
-                    os.read(self._wake_r, 4096)
-                woke = True
-            if events in ready:
-                lost = not _drain_inotify(events, self._arrived)
-                if lost:
-                    self._complete = False
-                woke = woke or lost or bool(self._arrived)
-        if self._changed.is_set():
-            self._changed.clear()
+        """Block until a file arrives, :meth:`notify` or ``timeout``. Returns True if woken
+        before the timeout. Arrivals already queued return at once."""
+        woke = self._woken.wait(timeout)
+        self._woken.clear()
         return woke
 
     def close(self) -> None:
-        if self._inotify is not None:
-            self._inotify.close()
-            os.close(self._wake_r)
-            os.close(self._wake_w)
-            self._inotify = None
-        if self._watch is not None:
-            with contextlib.suppress(KeyError, ValueError):
-                self._observer.unschedule(self._watch)
-            self._watch = None
+        if not self._closed:
+            self._closed = True
+            self._dispatcher.remove(self)
 
     def __enter__(self) -> DirectoryWatcher:
         return self

@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from flwr.app import ConfigRecord, Context, Message, RecordDict
@@ -16,45 +15,25 @@ from flwr.serverapp import Grid
 from loguru import logger
 
 from syft_flwr import keys as keys_module
-from syft_flwr.network import DirectoryWatcher, Network, validate_email, validate_name
+from syft_flwr.network import Network, validate_email
 from syft_flwr.transport import flwr_compat
 from syft_flwr.transport.codec import (
-    FILE_SUFFIX,
     KIND_MESSAGE,
     ChecksumCache,
     Envelope,
     MessageFileError,
-    Scratch,
     check_freshness,
-    decode_message,
-    encode_message,
     encode_stop,
-    read_envelope,
-    read_segments,
 )
+from syft_flwr.transport.endpoint import Endpoint, Received
 from syft_flwr.transport.ids import new_message_id, node_id_for
-from syft_flwr.transport.inbox import (
-    InboxFile,
-    files_to_read,
-    refuse,
-    remove,
-    write_message,
-)
-from syft_flwr.transport.report import ReplyError, RoundReport, RunReport
-from syft_flwr.transport.security import MessageKeys
+from syft_flwr.transport.inbox import InboxFile, remove
+from syft_flwr.transport.report import QuarantinedFile, ReplyError, RoundReport, RunReport
 from syft_flwr.transport.settings import (
     COLLECT_AFTER_BYTES,
-    DEFAULT_ENCRYPT,
-    DEFAULT_MESSAGE_TTL,
-    DEFAULT_MSG_TIMEOUT,
-    ENCRYPT_ENV,
     MESSAGE_TTL_ENV,
-    MSG_TIMEOUT_ENV,
-    RESCAN_INTERVAL,
+    TransportSettings,
     collect_garbage,
-    resolve_flag,
-    resolve_max_bytes,
-    resolve_seconds,
 )
 
 if TYPE_CHECKING:
@@ -111,10 +90,20 @@ class DatasiteGrid(Grid):
         encrypt: bool | None = None,
         message_ttl: float | None = None,
         observer: GridObserver | None = None,
+        settings: TransportSettings | None = None,
     ) -> None:
+        self.settings = (settings or TransportSettings.from_env()).but(
+            msg_timeout=timeout,
+            max_message_bytes=max_message_bytes,
+            encrypt=encrypt,
+            message_ttl=message_ttl,
+        )
+        self.endpoint = Endpoint(
+            network, aggregator, app_name, settings=self.settings, on_refused=self._refused
+        )
         self.network = network
-        self.app_name = validate_name(app_name, "app name")
-        self.aggregator = validate_email(aggregator)
+        self.app_name = self.endpoint.app_name
+        self.aggregator = self.endpoint.email
         if isinstance(datasites, str):
             raise ValueError("datasites must be a list of emails, not a single string")
         self.datasites = [validate_email(email) for email in datasites]
@@ -124,19 +113,17 @@ class DatasiteGrid(Grid):
             raise ValueError(f"datasites are listed twice: {self.datasites}")
         if self.aggregator in self.datasites:
             raise ValueError(f"{aggregator} is the aggregator; it cannot also be a datasite")
-        self.timeout = resolve_seconds(timeout, MSG_TIMEOUT_ENV, DEFAULT_MSG_TIMEOUT, "timeout")
-        self.max_message_bytes = resolve_max_bytes(max_message_bytes)
-        self.encrypt = resolve_flag(encrypt, ENCRYPT_ENV, DEFAULT_ENCRYPT, "message encryption")
-        self.message_ttl = resolve_seconds(
-            message_ttl, MESSAGE_TTL_ENV, DEFAULT_MESSAGE_TTL, "message TTL"
-        )
+        self.timeout = self.settings.msg_timeout
+        self.max_message_bytes = self.settings.max_message_bytes
+        self.encrypt = self.settings.encrypt
+        self.message_ttl = self.settings.message_ttl
         if self.timeout > self.message_ttl:
             logger.warning(
                 f"the reply timeout ({self.timeout:g} s) is longer than the message TTL "
                 f"({self.message_ttl:g} s): datasites refuse requests older than their TTL; "
                 f"raise {MESSAGE_TTL_ENV} on every party"
             )
-        self.keys = MessageKeys(network, self.aggregator)
+        self.keys = self.endpoint.keys
 
         self._node_ids = {email: node_id_for(email) for email in self.datasites}
         self._emails = {node_id: email for email, node_id in self._node_ids.items()}
@@ -148,14 +135,9 @@ class DatasiteGrid(Grid):
         )
         flwr_compat.ensure_task_identity(self._run.run_id)
 
-        self.inbox = network.flwr_inbox(self.aggregator, self.app_name)
-        #: each datasite's inbox (str: no pathlib per message)
-        self._inboxes = {
-            email: str(network.flwr_inbox(email, self.app_name)) for email in self.datasites
-        }
-        private = network.flwr_private_dir(self.aggregator, self.app_name)
-        self.quarantine_dir = private / "quarantine"
-        self.security_log = network.security_log(self.aggregator, self.app_name)
+        self.inbox = self.endpoint.inbox
+        self.quarantine_dir = self.endpoint.quarantine_dir
+        self.security_log = self.endpoint.security_log
         self.report = RunReport()
         self._lock = threading.RLock()
         self._started_at = time.time()
@@ -164,8 +146,6 @@ class DatasiteGrid(Grid):
         self._received: set[str] = set()  # requests whose reply came in
         self._replies: dict[str, Message] = {}  # request id -> reply, not yet pulled
         self._unsent: dict[str, str] = {}  # request id -> why it could not be written
-        self._scratch = Scratch()
-        self._unmovable: set[str] = set()  # refused files that could not be set aside
         #: replies read, not yet removed: name -> (path, inode, mtime in ns)
         self._consumed: dict[str, tuple[str, int, int]] = {}
         self._calls = 0
@@ -175,7 +155,7 @@ class DatasiteGrid(Grid):
         self._run_announced = False
         self._finished = False
         self._closed = False
-        self._watcher = DirectoryWatcher(self.inbox)  # before any send: no reply is missed
+        self.endpoint.open()  # before any send: no reply is missed
 
     # -- identity ----------------------------------------------------------------------------
     def node_id_of(self, email: str) -> int:
@@ -258,25 +238,14 @@ class DatasiteGrid(Grid):
             )
             ids.append(message_id)
             try:
-                encoded = encode_message(
-                    msg,
-                    sender=self.aggregator,
-                    recipient=email,
-                    app_name=self.app_name,
-                    max_bytes=self.max_message_bytes,
-                    keys=self.keys,
-                    encrypt=self.encrypt,
-                    checksum_cache=cache,
-                    scratch=self._scratch,
-                )
+                encoded = self.endpoint.encode(msg, email, checksum_cache=cache)
             except (keys_module.PublicKeysNotFoundError, keys_module.PublicKeysInvalidError) as exc:
                 reason = f"cannot send a message to {email}: {exc}"
                 logger.warning(reason)
                 self._unsent[message_id] = reason
                 self._requests[message_id] = _Request(email, round_, time.monotonic(), None)
                 continue
-            path = write_message(self._inboxes[email], encoded)
-            self._scratch.done()
+            path = self.endpoint.send(encoded, email)
             self._requests[message_id] = _Request(email, round_, time.monotonic(), path)
             self._pending.add(message_id)
             self._observe("message_sent", email, round_, encoded.size)
@@ -306,13 +275,9 @@ class DatasiteGrid(Grid):
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         """Replies that have arrived for ``message_ids`` (each is returned once)."""
-        return self._pull(message_ids, rescan=True)
-
-    def _pull(self, message_ids: Iterable[str], *, rescan: bool) -> list[Message]:
-        """:meth:`pull_messages`, reading the files the watcher names unless ``rescan``."""
         with self._lock:
             self._check_open()
-            self._collect(files_to_read(self.inbox, self._watcher, rescan=rescan))
+            self._collect(self.endpoint.files())
             out = []
             for message_id in message_ids:
                 reply = self._replies.pop(message_id, None)
@@ -363,18 +328,17 @@ class DatasiteGrid(Grid):
                 collect_garbage()
                 self._garbage = 0
             deadline = started + limit
-            replies: dict[str, Message] = {}
-            waiting = [i for i in ids if i not in self._unsent]
+            outstanding = {i for i in ids if i not in self._unsent}
             # wait first: the replies cannot be in yet, and the watcher (started before any
             # send) wakes at once for any that already came
-            while len(replies) < len(waiting):
+            while outstanding:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                woke = self._watcher.wait(timeout=min(remaining, RESCAN_INTERVAL))
-                pending = [i for i in waiting if i not in replies]
-                for reply in self._pull(pending, rescan=not woke):
-                    replies[reply.metadata.reply_to_message_id] = reply
+                self.endpoint.wait(remaining)
+                self._check_open()
+                outstanding.difference_update(self._collect(self.endpoint.files()))
+            replies = {i: self._replies.pop(i) for i in ids if i in self._replies}
 
             ordered = [replies[i] for i in ids if i in replies]
             failed: dict[str, str] = {}
@@ -423,7 +387,7 @@ class DatasiteGrid(Grid):
                     )
                 except (keys_module.PublicKeysNotFoundError, keys_module.PublicKeysInvalidError):
                     continue  # nothing could be sent to it either (see push_messages)
-                write_message(self._inboxes[email], encoded)
+                self.endpoint.send(encoded, email)
                 sent.append(email)
             logger.info(f"sent stop to {', '.join(sent) or 'no datasite'} (app {self.app_name})")
 
@@ -448,8 +412,7 @@ class DatasiteGrid(Grid):
                 self.finish()
                 self._closed = True
                 self._remove_consumed()
-                self._watcher.close()
-                self._scratch.release()
+                self.endpoint.close()
 
     def __enter__(self) -> DatasiteGrid:
         return self
@@ -486,19 +449,29 @@ class DatasiteGrid(Grid):
             remove(request.path)
             request.path = None
 
-    def _collect(self, files: list[os.DirEntry[str]] | list[InboxFile]) -> None:
-        """Read the reply ``files`` of the inbox into ``_replies`` (or refuse them)."""
+    def _collect(self, files: list[os.DirEntry[str]] | list[InboxFile]) -> list[str]:
+        """Read the reply ``files`` of the inbox into ``_replies`` (or refuse them); returns
+        the ids of the requests they answer."""
+        answered: list[str] = []
         for entry in files:
-            if entry.name in self._unmovable or self._already_read(entry.name):
+            if self._already_read(entry.name):
                 continue
-            got = self._read_reply(entry)
-            if got is None:
+            got = self.endpoint.receive(entry, senders=self._node_ids, screen=self._screen)
+            if not isinstance(got, Received):
                 continue
-            reply, nbytes = got
-            request_id = reply.metadata.reply_to_message_id
+            reply, sender = got.message, got.envelope.sender
+            request_id = got.envelope.reply_to
+            self._garbage += got.envelope.body_length
+            # the sender is authenticated by the file's MAC, not by what it wrote
+            flwr_compat.set_route(
+                reply, run_id=self._run.run_id, src_node_id=self._node_ids[sender]
+            )
+            # removed once the next messages are out (see _remove_consumed)
+            self._consumed[got.name] = (got.path, got.inode, got.mtime_ns)
             self._replies[request_id] = reply
             self._received.add(request_id)
             self._pending.discard(request_id)
+            answered.append(request_id)
             request = self._requests[request_id]
             request.path = None  # the datasite removed it when it answered
             self._observe(
@@ -506,113 +479,65 @@ class DatasiteGrid(Grid):
                 request.email,
                 request.round,
                 time.monotonic() - request.sent_at,
-                nbytes,
+                got.size,
                 (reply.error.reason or "error") if reply.has_error() else None,
             )
+        return answered
 
-    def _late(self, path: str, sender: str, why: str) -> None:
+    def _late(self, sender: str, why: str) -> str:
         logger.warning(f"ignoring a reply from {sender}: {why}")
         self.report.add_late(sender)
-        remove(path)
+        return "late"
 
-    def _read_reply(self, entry: os.DirEntry[str] | InboxFile) -> tuple[Message, int] | None:
-        """The reply in the inbox file ``entry`` and the file's size, or None (refused, late,
-        or gone)."""
-        name, path = entry.name, entry.path
-        if not name.endswith(FILE_SUFFIX):
-            self._refuse(path, MessageFileError("unexpected file name (not a message file)"))
-            return None
-        try:
-            with open(path, "rb") as f:
-                stat = os.fstat(f.fileno())
-                size = stat.st_size
-                envelope = read_envelope(
-                    f,
-                    name,
-                    recipient=self.aggregator,
-                    app_name=self.app_name,
-                    senders=self._node_ids,
-                    max_bytes=self.max_message_bytes,
-                    keys=self.keys,
-                )
-                sender, request_id = envelope.sender, envelope.reply_to
-                if envelope.kind != KIND_MESSAGE or not request_id:
-                    raise MessageFileError(
-                        f"expected a reply, got a {envelope.kind!r} file that is not one",
-                        kind="unexpected",
-                        sender=sender,
-                    )
-                request = self._requests.get(request_id)
-                if request is None and envelope.created_at < self._started_at:
-                    # written by the datasite (its MAC) before this grid existed: a reply that
-                    # came in after an earlier run of the aggregator ended (refused quietly)
-                    self._late(path, sender, f"it answers message {request_id} of an earlier run")
-                    return None
-                check_freshness(envelope, ttl=self.message_ttl)
-                if request_id in self._received:
-                    raise MessageFileError(
-                        f"replay: a reply to message {request_id} was already received",
-                        kind="replay",
-                        sender=sender,
-                    )
-                if request is None:
-                    if self._answers_another_run(f, envelope):
-                        # a request of an aggregator that died, answered after this one began
-                        self._late(path, sender, f"it answers message {request_id} of another run")
-                        return None
-                    raise MessageFileError(
-                        f"a reply to message {request_id}, which this aggregator never sent",
-                        kind="unexpected",
-                        sender=sender,
-                    )
-                if sender != request.email:
-                    raise MessageFileError(
-                        f"reply from {sender} to a message sent to {request.email}",
-                        kind="wrong-sender",
-                        sender=sender,
-                    )
-                if request_id not in self._pending:
-                    self._late(path, sender, f"message {request_id} timed out before it came")
-                    return None
-                segments = read_segments(f, envelope, keys=self.keys, scratch=self._scratch)
-            reply = decode_message(envelope, segments)
-        except FileNotFoundError:
-            return None
-        except MessageFileError as exc:
-            self._refuse(path, exc)
-            return None
-        self._garbage += envelope.body_length
-        # the sender is authenticated by the file's MAC above, not by what it wrote
-        flwr_compat.set_route(reply, run_id=self._run.run_id, src_node_id=self._node_ids[sender])
-        # removed once the next messages are out (see _remove_consumed)
-        self._consumed[name] = (path, stat.st_ino, stat.st_mtime_ns)
-        return reply, size
-
-    def _answers_another_run(self, f: BinaryIO, envelope: Envelope) -> bool:
-        """Whether an authenticated reply to no request of this grid carries another Flower
-        run id (its datasite answered an earlier aggregator of this app, e.g. one killed and
-        resumed). Raises MessageFileError when the body does not check out."""
-        segments = read_segments(f, envelope, keys=self.keys)
-        return decode_message(envelope, segments).metadata.run_id != self._run.run_id
-
-    def _refuse(self, path: str, error: MessageFileError) -> None:
-        refused = refuse(
-            Path(path),
-            error,
-            quarantine_dir=self.quarantine_dir,
-            log_path=self.security_log,
-            receiver=self.aggregator,
-        )
-        if refused is not None:
-            self.report.add_quarantined(
-                refused.path,
-                refused.reason,
-                refused.kind,
-                refused.sender,
-                set_aside=refused.set_aside,
+    def _screen(self, envelope: Envelope, f: BinaryIO) -> str | None:
+        """The aggregator's checks of an authenticated header: a fresh reply, once, from the
+        datasite asked, to a request still pending. Late replies are taken here."""
+        sender, request_id = envelope.sender, envelope.reply_to
+        if envelope.kind != KIND_MESSAGE or not request_id:
+            raise MessageFileError(
+                f"expected a reply, got a {envelope.kind!r} file that is not one",
+                kind="unexpected",
+                sender=sender,
             )
-            if not refused.set_aside:
-                self._unmovable.add(os.path.basename(path))
+        request = self._requests.get(request_id)
+        if request is None and envelope.created_at < self._started_at:
+            # written by the datasite (its MAC) before this grid existed: a reply that came in
+            # after an earlier run of the aggregator ended (taken quietly)
+            return self._late(sender, f"it answers message {request_id} of an earlier run")
+        check_freshness(envelope, ttl=self.message_ttl)
+        if request_id in self._received:
+            raise MessageFileError(
+                f"replay: a reply to message {request_id} was already received",
+                kind="replay",
+                sender=sender,
+            )
+        if request is None:
+            if self.endpoint.read_body(f, envelope).metadata.run_id != self._run.run_id:
+                # a request of an aggregator that died, answered after this one began
+                return self._late(sender, f"it answers message {request_id} of another run")
+            raise MessageFileError(
+                f"a reply to message {request_id}, which this aggregator never sent",
+                kind="unexpected",
+                sender=sender,
+            )
+        if sender != request.email:
+            raise MessageFileError(
+                f"reply from {sender} to a message sent to {request.email}",
+                kind="wrong-sender",
+                sender=sender,
+            )
+        if request_id not in self._pending:
+            return self._late(sender, f"message {request_id} timed out before it came")
+        return None
+
+    def _refused(self, refused: QuarantinedFile) -> None:
+        self.report.add_quarantined(
+            refused.path,
+            refused.reason,
+            refused.kind,
+            refused.sender,
+            set_aside=refused.set_aside,
+        )
 
 
 def server_round(messages: Sequence[Message]) -> int | None:

@@ -14,12 +14,7 @@ from typing import NamedTuple
 
 from loguru import logger
 
-from syft_flwr.network import (
-    DirectoryWatcher,
-    atomic_write_bytes,
-    atomic_write_text,
-    is_temporary,
-)
+from syft_flwr.network import append_line, atomic_write_bytes, atomic_write_text, is_temporary
 from syft_flwr.transport.codec import EncodedMessage
 from syft_flwr.transport.errors import MessageFileError
 from syft_flwr.transport.report import QuarantinedFile
@@ -58,19 +53,6 @@ class InboxFile(NamedTuple):
 
     name: str
     path: str
-
-
-def files_to_read(
-    inbox: str | os.PathLike[str], watcher: DirectoryWatcher, *, rescan: bool
-) -> list[os.DirEntry[str]] | list[InboxFile]:
-    """The inbox files to read now: those that arrived since the last call, as ``watcher``
-    names them (no folder scan per message), or every file :func:`list_inbox` finds when
-    ``rescan`` is asked for or the watcher cannot name them all."""
-    arrivals = watcher.arrivals()  # taken either way: a rescan covers them
-    if rescan or arrivals is None:
-        return list_inbox(inbox)
-    folder = os.fspath(inbox)
-    return [InboxFile(name, os.path.join(folder, name)) for name in arrivals]
 
 
 #: message files up to this size are joined and written with one system call
@@ -145,11 +127,7 @@ def log_refusal(
     )
     try:
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, (line + "\n").encode("utf-8"))  # O_APPEND: one whole line
-        finally:
-            os.close(fd)
+        append_line(log_path, line)
     except OSError as exc:
         logger.error(f"could not append to the security log {log_path}: {exc}")
 

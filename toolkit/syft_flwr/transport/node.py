@@ -1,9 +1,14 @@
-"""The datasite's side: a loop that feeds messages from its inbox to a ClientApp."""
+"""The datasite's side: a loop that hands the messages of its endpoint to a ClientApp.
+
+A node serves either on a thread of its own (:meth:`DatasiteNode.serve`: a data owner's
+job) or from a worker pool that serves many nodes of one process
+(:class:`~syft_flwr.transport.pool.NodePool`: a simulation); either way each file goes
+through :meth:`DatasiteNode.drain`.
+"""
 
 from __future__ import annotations
 
-import fcntl
-import os
+import contextlib
 import threading
 import time
 import traceback
@@ -15,50 +20,29 @@ from flwr.app import Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
 from loguru import logger
 
-from syft_flwr.network import DirectoryWatcher, Network, validate_email, validate_name
+from syft_flwr.network import Network, append_line, file_lock, validate_email
 from syft_flwr.transport import flwr_compat
-from syft_flwr.transport.codec import (
-    FILE_SUFFIX,
-    KIND_STOP,
-    ChecksumCache,
-    MessageFileError,
-    Scratch,
-    check_freshness,
-    decode_message,
-    encode_message,
-    read_envelope,
-    read_segments,
-)
+from syft_flwr.transport.codec import KIND_STOP, ChecksumCache, Envelope, MessageFileError
+from syft_flwr.transport.codec import check_freshness as _check_freshness
+from syft_flwr.transport.endpoint import Endpoint, Received
 from syft_flwr.transport.grid import server_round
 from syft_flwr.transport.ids import is_message_id, new_message_id, node_id_for
-from syft_flwr.transport.inbox import (
-    InboxFile,
-    files_to_read,
-    refuse,
-    remove,
-    write_message,
-)
+from syft_flwr.transport.inbox import remove
 from syft_flwr.transport.report import QuarantinedFile, count_refusals
-from syft_flwr.transport.security import MessageKeys
 from syft_flwr.transport.settings import (
     COLLECT_AFTER_BYTES,
     COLLECT_NOW_BYTES,
-    DEFAULT_ENCRYPT,
-    DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MESSAGE_TTL,
-    ENCRYPT_ENV,
     IDLE_TIMEOUT_ENV,
-    MESSAGE_TTL_ENV,
     QUIET_BEFORE_COLLECT,
-    RESCAN_INTERVAL,
+    TransportSettings,
     collect_garbage,
-    resolve_flag,
-    resolve_max_bytes,
-    resolve_seconds,
 )
 from syft_flwr.utils import dataset_path_context
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import BinaryIO
+
     from syft_flwr.monitor.heartbeat import Heartbeat
 
 #: a stop message written this long before the node started belongs to an earlier run
@@ -74,7 +58,7 @@ class AppError:
 
 @dataclass
 class NodeResult:
-    """Why :meth:`DatasiteNode.serve` returned and what it did."""
+    """Why a node stopped serving and what it did."""
 
     reason: str  # "stop-message" | "idle-timeout" | "stopped"
     answered: int = 0
@@ -93,28 +77,24 @@ class NodeResult:
         return count_refusals(self.quarantined)
 
 
-class _AnsweredLog:
-    """Ids of messages already answered (one per line), so a restarted node never answers
-    a message twice."""
+class _Answered:
+    """Ids of messages already answered (``answered.log``, one per line), so a restarted
+    node never answers a message twice."""
 
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self.ids: set[str] = set()
         if path.exists():
             for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
                 if is_message_id(line.strip()):
                     self.ids.add(line.strip())
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
     def __contains__(self, message_id: str) -> bool:
         return message_id in self.ids
 
     def add(self, message_id: str) -> None:
         self.ids.add(message_id)
-        os.write(self._fd, (message_id + "\n").encode("ascii"))  # O_APPEND: one atomic line
-
-    def close(self) -> None:
-        os.close(self._fd)
+        append_line(self.path, message_id)  # one O_APPEND write: one whole line
 
 
 class DatasiteNode:
@@ -122,19 +102,18 @@ class DatasiteNode:
 
     The ClientApp is called with a Context whose ``node_config`` holds ``data-path`` (plus
     ``node_config``), inside :func:`syft_flwr.utils.dataset_path_context` so that
-    ``get_syftbox_dataset_path()`` works in the serving thread. If it raises, the node
-    replies at once with a Flower error reply (exception type and message) and keeps
-    serving.
+    ``get_syftbox_dataset_path()`` works wherever it runs. If it raises, the node replies at
+    once with a Flower error reply (exception type and message) and keeps serving.
 
     A message is accepted only from ``aggregator`` (the one named in the project it serves),
     written by it (the file's MAC), addressed to this datasite and app, fresh
     (``message_ttl``, default ``$SYFT_FLWR_MESSAGE_TTL`` or 600 s) and never answered before.
     Any other file is refused: moved to ``private/<email>/flwr/<app>/quarantine/`` with the
     reason, appended to ``private/<email>/flwr/<app>/security.jsonl``, and counted in the
-    :class:`NodeResult`.
-    Replies are encrypted to the aggregator when ``encrypt`` (default ``$SYFT_FLWR_ENCRYPT``
-    or on) or when the request was. With a ``heartbeat``, the node tells it which app and
-    round it is serving.
+    :class:`NodeResult`. Replies are encrypted to the aggregator when ``encrypt`` (default
+    ``$SYFT_FLWR_ENCRYPT`` or on) or when the request was. With a ``heartbeat``, the node
+    tells it which app and round it is serving. ``settings`` (read from the environment
+    when not given) holds the defaults the keywords override.
     """
 
     def __init__(
@@ -153,120 +132,150 @@ class DatasiteNode:
         encrypt: bool | None = None,
         message_ttl: float | None = None,
         heartbeat: Heartbeat | None = None,
+        settings: TransportSettings | None = None,
     ) -> None:
-        self.network = network
-        self.app_name = validate_name(app_name, "app name")
-        self.email = validate_email(email)
-        self.aggregator = validate_email(aggregator)
         if not callable(client_app):
             raise TypeError(f"client_app must be a flwr ClientApp, got {type(client_app).__name__}")
+        self.settings = (settings or TransportSettings.from_env()).but(
+            idle_timeout=idle_timeout,
+            max_message_bytes=max_message_bytes,
+            encrypt=encrypt,
+            message_ttl=message_ttl,
+        )
+        self.endpoint = Endpoint(
+            network, email, app_name, settings=self.settings, on_refused=self._refused
+        )
+        self.network = network
+        self.app_name = self.endpoint.app_name
+        self.email = self.endpoint.email
+        self.aggregator = validate_email(aggregator)
+        self._senders = (self.aggregator,)
         self.client_app = client_app
         self.data_path = Path(data_path)
         self.node_config = {**(node_config or {}), "data-path": str(self.data_path)}
         self.run_config = dict(run_config or {})
-        self.idle_timeout = resolve_seconds(
-            idle_timeout, IDLE_TIMEOUT_ENV, DEFAULT_IDLE_TIMEOUT, "idle timeout"
-        )
-        self.max_message_bytes = resolve_max_bytes(max_message_bytes)
-        self.encrypt = resolve_flag(encrypt, ENCRYPT_ENV, DEFAULT_ENCRYPT, "message encryption")
-        self.message_ttl = resolve_seconds(
-            message_ttl, MESSAGE_TTL_ENV, DEFAULT_MESSAGE_TTL, "message TTL"
-        )
-        self.keys = MessageKeys(network, self.email)
         self.heartbeat = heartbeat
         self._beat_key: tuple[str, int | None] | None = None
         self.node_id = node_id_for(self.email)
-        self.inbox = network.flwr_inbox(self.email, self.app_name)
-        self.aggregator_inbox = network.flwr_inbox(self.aggregator, self.app_name)
-        self.private_dir = network.flwr_private_dir(self.email, self.app_name)
-        self.quarantine_dir = self.private_dir / "quarantine"
-        self.security_log = network.security_log(self.email, self.app_name)
-        self._scratch = Scratch()
+        self.inbox = self.endpoint.inbox
+        self.private_dir = self.endpoint.private_dir
+        self.quarantine_dir = self.endpoint.quarantine_dir
+        self.security_log = self.endpoint.security_log
         self._contexts: dict[int, Context] = {}
         self._stop = threading.Event()
-        self._watcher: DirectoryWatcher | None = None
         self._serving = threading.Lock()
+        self._held: contextlib.ExitStack | None = None
+        self._answered: _Answered | None = None
+        self._started = 0.0
         self._garbage = 0  # bytes of messages handled since the last garbage collection
-        #: names of refused files that could not be moved out of the inbox: skipped on later
-        #: scans instead of being refused again on every one
-        self._unmovable: set[str] = set()
+        self.result = NodeResult("stopped")
 
-    def stop(self) -> None:
-        """Make :meth:`serve` return (callable from any thread)."""
-        self._stop.set()
-        watcher = self._watcher
-        if watcher is not None:
-            watcher.notify()
+    @property
+    def idle_timeout(self) -> float:
+        return self.settings.idle_timeout
 
-    def serve(self) -> NodeResult:
-        """Answer messages until a stop message, :meth:`stop` or the idle timeout."""
+    @property
+    def encrypt(self) -> bool:
+        return self.settings.encrypt
+
+    # -- opening and closing ---------------------------------------------------------------
+    def open(self, on_arrival: Callable[[], None] | None = None) -> None:
+        """Take the inbox: the node lock (one server per inbox, across processes), the
+        answered log, and the endpoint's watch (``on_arrival`` for a pool)."""
         if not self._serving.acquire(blocking=False):
             raise RuntimeError(f"{self.email}'s node for {self.app_name} is already serving")
-        self.private_dir.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(self.private_dir / "node.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        held = contextlib.ExitStack()
         try:
+            self.private_dir.mkdir(parents=True, exist_ok=True)
             try:
-                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held.enter_context(file_lock(self.private_dir / "node.lock", blocking=False))
             except BlockingIOError:
                 raise RuntimeError(
                     f"another node is already serving {self.email}'s inbox for app "
                     f"{self.app_name}; stop it first"
                 ) from None
-            self._watcher = DirectoryWatcher(self.inbox)
-            answered = _AnsweredLog(self.private_dir / "answered.log")
-            try:
-                if self._stop.is_set():
-                    return NodeResult("stopped")
-                return self._loop(answered)
-            finally:
-                answered.close()
-                self._watcher.close()
-                self._watcher = None
-                self._scratch.release()
-        finally:
-            os.close(lock_fd)  # releases the flock
+            self._answered = _Answered(self.private_dir / "answered.log")
+            self.endpoint._on_arrival = on_arrival
+            self.endpoint.open()
+            held.callback(self.endpoint.close)
+        except BaseException:
+            held.close()
             self._serving.release()
+            raise
+        self._held = held
+        self.result = NodeResult("stopped")
+        self._started = time.time()
 
-    # -- the loop ----------------------------------------------------------------------------
-    def _loop(self, answered: _AnsweredLog) -> NodeResult:
-        result = NodeResult("stopped")
-        started = time.time()
+    def close(self) -> NodeResult:
+        """Give the inbox back; returns the result of this serving."""
+        held, self._held = self._held, None
+        if held is not None:
+            held.close()
+            self._serving.release()
+        return self.result
+
+    def stop(self) -> None:
+        """Make :meth:`serve` return (callable from any thread)."""
+        self._stop.set()
+        self.endpoint.notify()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    # -- serving on a thread of its own -----------------------------------------------------
+    def serve(self) -> NodeResult:
+        """Answer messages until a stop message, :meth:`stop` or the idle timeout."""
+        self.open()
+        try:
+            if self._stop.is_set():
+                return self.result
+            logger.info(f"{self.email}: serving app {self.app_name} from {self.inbox}")
+            return self._loop()
+        finally:
+            self.close()
+
+    def _loop(self) -> NodeResult:
+        result = self.result
         last_activity = time.monotonic()
-        logger.info(f"{self.email}: serving app {self.app_name} from {self.inbox}")
-        assert self._watcher is not None
-        rescan = True  # the whole inbox at first and after a quiet spell, else what arrived
+        idle_timeout = self.settings.idle_timeout
         while not self._stop.is_set():
-            for entry in files_to_read(self.inbox, self._watcher, rescan=rescan):
-                if self._stop.is_set():
-                    break
-                if entry.name in self._unmovable:
-                    continue
-                outcome = self._handle(entry, answered, result, started)
+            if self.drain():
                 last_activity = time.monotonic()
-                if outcome == "stop":
-                    result.reason = "stop-message"
-                    logger.info(f"{self.email}: stop message received; {self._summary(result)}")
+                if result.reason == "stop-message":
                     return result
             if self._garbage >= COLLECT_AFTER_BYTES:
-                if self._garbage < COLLECT_NOW_BYTES and self._watcher.wait(
-                    timeout=QUIET_BEFORE_COLLECT
-                ):
-                    rescan = False
+                if self._garbage < COLLECT_NOW_BYTES and self.endpoint.wait(QUIET_BEFORE_COLLECT):
                     continue  # another message: serve it first, collect when quiet
                 collect_garbage()  # see settings.COLLECT_AFTER_BYTES
                 self._garbage = 0
                 continue
             idle = time.monotonic() - last_activity
-            if idle >= self.idle_timeout:
+            if idle >= idle_timeout:
                 result.reason = "idle-timeout"
                 logger.info(
-                    f"{self.email}: no message for {self.idle_timeout:g} s "
+                    f"{self.email}: no message for {idle_timeout:g} s "
                     f"(idle timeout, {IDLE_TIMEOUT_ENV}); stopping; {self._summary(result)}"
                 )
                 return result
-            rescan = not self._watcher.wait(timeout=min(self.idle_timeout - idle, RESCAN_INTERVAL))
+            self.endpoint.wait(idle_timeout - idle)
         logger.info(f"{self.email}: stopped; {self._summary(result)}")
         return result
+
+    # -- the one step both ways of serving take ----------------------------------------------
+    def drain(self) -> bool:
+        """Handle every file that is in the inbox now; True if there was any. After a stop
+        message, ``self.result.reason`` is "stop-message" and the rest is left."""
+        handled = False
+        for entry in self.endpoint.files():
+            if self._stop.is_set():
+                break
+            handled = True
+            if self._handle(entry) == "stop":
+                self.result.reason = "stop-message"
+                logger.info(f"{self.email}: stop message received; {self._summary(self.result)}")
+                break
+        return handled
 
     def _summary(self, result: NodeResult) -> str:
         return (
@@ -274,67 +283,53 @@ class DatasiteNode:
             f"quarantined {len(result.quarantined)}"
         )
 
-    def _handle(
-        self,
-        entry: os.DirEntry[str] | InboxFile,
-        answered: _AnsweredLog,
-        result: NodeResult,
-        started: float,
-    ) -> str:
-        name, path = entry.name, entry.path
-        if not name.endswith(FILE_SUFFIX):
-            return self._refuse(
-                path, MessageFileError("unexpected file name (not a message file)"), result
-            )
-        cache: ChecksumCache = {}  # checksums of the request's arrays, for the reply
-        try:
-            with open(path, "rb") as f:
-                envelope = read_envelope(
-                    f,
-                    name,
-                    recipient=self.email,
-                    app_name=self.app_name,
-                    senders=(self.aggregator,),
-                    max_bytes=self.max_message_bytes,
-                    keys=self.keys,
-                )
-                if envelope.kind == KIND_STOP and envelope.created_at < (
-                    started - STALE_STOP_SECONDS
-                ):
-                    remove(path)
-                    logger.info(f"{self.email}: ignoring a stop message from an earlier run")
-                    return "skipped"
-                check_freshness(envelope, ttl=self.message_ttl)
-                if envelope.reply_to:
-                    raise MessageFileError(
-                        "a datasite takes instructions, not replies",
-                        kind="unexpected",
-                        sender=envelope.sender,
-                    )
-                if envelope.message_id in answered:
-                    raise MessageFileError(
-                        f"replay: message {envelope.message_id} was already answered",
-                        kind="replay",
-                        sender=envelope.sender,
-                    )
-                if envelope.kind == KIND_STOP:
-                    answered.add(envelope.message_id)  # a copy of it never stops a new node
-                    remove(path)
-                    return "stop"
-                segments = read_segments(
-                    f, envelope, keys=self.keys, checksum_cache=cache, scratch=self._scratch
-                )
-            message = decode_message(envelope, segments)
-            del segments
-            self._check_instruction(message)
-        except FileNotFoundError:
-            return "skipped"
-        except MessageFileError as exc:
-            return self._refuse(path, exc, result)
+    def _refused(self, refused: QuarantinedFile) -> None:
+        self.result.quarantined.append(refused)
 
+    def _screen(self, envelope: Envelope, f: BinaryIO) -> str | None:
+        """A datasite's checks of an authenticated header: stop messages are taken here."""
+        if envelope.kind == KIND_STOP and envelope.created_at < (
+            self._started - STALE_STOP_SECONDS
+        ):
+            logger.info(f"{self.email}: ignoring a stop message from an earlier run")
+            return "skipped"
+        _check_freshness(envelope, ttl=self.settings.message_ttl)
+        if envelope.reply_to:
+            raise MessageFileError(
+                "a datasite takes instructions, not replies",
+                kind="unexpected",
+                sender=envelope.sender,
+            )
+        assert self._answered is not None
+        if envelope.message_id in self._answered:
+            raise MessageFileError(
+                f"replay: message {envelope.message_id} was already answered",
+                kind="replay",
+                sender=envelope.sender,
+            )
+        if envelope.kind == KIND_STOP:
+            self._answered.add(envelope.message_id)  # a copy of it never stops a new node
+            return "stop"
+        return None
+
+    def _handle(self, entry) -> str:  # noqa: ANN001 - a DirEntry or an InboxFile
+        cache: ChecksumCache = {}  # checksums of the request's arrays, for the reply
+        got = self.endpoint.receive(
+            entry,
+            senders=self._senders,
+            screen=self._screen,
+            checksum_cache=cache,
+            check=self._check_instruction,
+        )
+        if not isinstance(got, Received):
+            return got or "skipped"
+        return self._answer(got, cache)
+
+    def _answer(self, got: Received, cache: ChecksumCache) -> str:
+        message, result = got.message, self.result
         self._beat(message)
         reply = self._call_app(message, result)
-        encrypt = self.encrypt or envelope.encrypted
+        encrypt = self.settings.encrypt or got.envelope.encrypted
         try:
             encoded = self._encode(reply, encrypt, cache)
         except Exception as exc:  # unsupported record, too large
@@ -345,7 +340,7 @@ class DatasiteNode:
             except Exception:
                 logger.exception(f"{self.email}: could not encode an error reply either")
                 result.undelivered.append(f"{message.metadata.message_id}: could not encode")
-                remove(path)
+                remove(got.path)
                 return "failed"
         try:
             # Recorded as answered *before* the reply is written: at most one reply per
@@ -353,34 +348,23 @@ class DatasiteNode:
             # aggregator times out and names this datasite, which is visible); the other order
             # would make a restarted node run the app on the private data again and send a
             # second result (a randomised answer twice), which the grid refuses as a replay.
-            answered.add(message.metadata.message_id)
-            write_message(self.aggregator_inbox, encoded)
+            assert self._answered is not None
+            self._answered.add(message.metadata.message_id)
+            self.endpoint.send(encoded, self.aggregator)
         except OSError as exc:
             logger.error(
                 f"{self.email}: could not send the reply to {message.metadata.message_id}: {exc}"
             )
             result.undelivered.append(f"{message.metadata.message_id}: {exc}")
-            remove(path)
+            remove(got.path)
             return "failed"
-        finally:
-            self._scratch.done()
-        remove(path)
+        remove(got.path)
         result.answered += 1
-        self._garbage += envelope.body_length + encoded.size
+        self._garbage += got.envelope.body_length + encoded.size
         return "answered"
 
     def _encode(self, reply: Message, encrypt: bool, cache: ChecksumCache | None):
-        return encode_message(
-            reply,
-            sender=self.email,
-            recipient=self.aggregator,
-            app_name=self.app_name,
-            max_bytes=self.max_message_bytes,
-            keys=self.keys,
-            encrypt=encrypt,
-            checksum_cache=cache,
-            scratch=self._scratch,
-        )
+        return self.endpoint.encode(reply, self.aggregator, encrypt=encrypt, checksum_cache=cache)
 
     def _beat(self, message: Message) -> None:
         """Tell the heartbeat which app and round this node serves (when that changes)."""
@@ -458,18 +442,3 @@ class DatasiteNode:
         flwr_compat.set_message_id(reply, new_message_id())
         flwr_compat.set_route(reply, run_id=message.metadata.run_id, src_node_id=self.node_id)
         return reply
-
-    def _refuse(self, path: str, error: MessageFileError, result: NodeResult) -> str:
-        """Quarantine a refused file (one that cannot be moved is skipped from then on)."""
-        refused = refuse(
-            Path(path),
-            error,
-            quarantine_dir=self.quarantine_dir,
-            log_path=self.security_log,
-            receiver=self.email,
-        )
-        if refused is not None:
-            result.quarantined.append(refused)
-            if not refused.set_aside:
-                self._unmovable.add(os.path.basename(path))
-        return "quarantined"

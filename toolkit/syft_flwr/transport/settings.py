@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import threading
+from dataclasses import dataclass, replace
 
 MSG_TIMEOUT_ENV = "SYFT_FLWR_MSG_TIMEOUT"
 DEFAULT_MSG_TIMEOUT = 120.0
@@ -24,10 +25,8 @@ ENCRYPT_ENV = "SYFT_FLWR_ENCRYPT"
 #: ``SYFT_FLWR_ENCRYPT=0``): with AES-GCM in place of the body checksums it costs about as
 #: much as the unencrypted, signed format (see benchmarks/transport.py)
 DEFAULT_ENCRYPT = True
-#: a waiting loop rescans its inbox at least this often, even without a file event. Events
-#: drive the latency; this only bounds the cost of a late or missed one (watchdog holds a
-#: rename's first half for up to 0.5 s when its threads interleave badly, ~1 in 1000).
-RESCAN_INTERVAL = 0.1
+#: how often a watched inbox is scanned where file events are not available (polling)
+POLL_INTERVAL = 0.1
 
 
 def resolve_seconds(value: float | None, env: str, default: float, what: str) -> float:
@@ -108,3 +107,54 @@ def resolve_flag(value: bool | None, env: str, default: bool, what: str) -> bool
     if raw in _FALSE:
         return False
     raise ValueError(f"{env}={raw!r} is not understood: set it to 1 or 0 to turn {what} on or off")
+
+
+@dataclass(frozen=True)
+class TransportSettings:
+    """What a party's message files obey, read once from the environment (or given).
+
+    ``msg_timeout``: the aggregator's wait for replies; ``idle_timeout``: a datasite stops
+    after this long without a message; ``max_message_bytes``: the largest body sent or
+    accepted; ``message_ttl``: a file written longer ago is refused; ``encrypt``: bodies are
+    encrypted to the recipient.
+    """
+
+    msg_timeout: float = DEFAULT_MSG_TIMEOUT
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    message_ttl: float = DEFAULT_MESSAGE_TTL
+    encrypt: bool = DEFAULT_ENCRYPT
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        msg_timeout: float | None = None,
+        idle_timeout: float | None = None,
+        max_message_bytes: int | None = None,
+        message_ttl: float | None = None,
+        encrypt: bool | None = None,
+    ) -> TransportSettings:
+        """The settings from ``$SYFT_FLWR_*`` (or the defaults); a keyword given wins.
+        Raises ValueError, naming the variable, for a value that makes no sense."""
+        return cls(
+            msg_timeout=resolve_seconds(
+                msg_timeout, MSG_TIMEOUT_ENV, DEFAULT_MSG_TIMEOUT, "timeout"
+            ),
+            idle_timeout=resolve_seconds(
+                idle_timeout, IDLE_TIMEOUT_ENV, DEFAULT_IDLE_TIMEOUT, "idle timeout"
+            ),
+            max_message_bytes=resolve_max_bytes(max_message_bytes),
+            message_ttl=resolve_seconds(
+                message_ttl, MESSAGE_TTL_ENV, DEFAULT_MESSAGE_TTL, "message TTL"
+            ),
+            encrypt=resolve_flag(encrypt, ENCRYPT_ENV, DEFAULT_ENCRYPT, "message encryption"),
+        )
+
+    def but(self, **changes: object) -> TransportSettings:
+        """A copy with the given (non-None) fields changed, each checked as from_env does."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        if not given:
+            return self
+        checked = TransportSettings.from_env(**given)  # type: ignore[arg-type]
+        return replace(self, **{k: getattr(checked, k) for k in given})

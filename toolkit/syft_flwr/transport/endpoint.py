@@ -1,0 +1,259 @@
+"""One party's end of the message files of one app: the single receive pipeline.
+
+An :class:`Endpoint` owns everything about a party's message files: its keys, its inbox
+and the subscription of the process's watcher to it, where refused files go (quarantine,
+security log) and the settings, read once. Both sides use it: the aggregator's
+:class:`~syft_flwr.transport.grid.DatasiteGrid` and a datasite's
+:class:`~syft_flwr.transport.node.DatasiteNode` only add what their role checks.
+
+:meth:`Endpoint.receive` is the one way a file comes in: the name, the header (format,
+size, MAC, recipient, app, sender), the role's own checks (a *screen*), the body
+(checksums or decryption), the Flower message. A file that fails any check is set aside
+and logged; nothing is decoded before it is authenticated.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from flwr.app import Message
+
+from syft_flwr.network import DirectoryWatcher, Network, validate_email, validate_name
+from syft_flwr.transport.codec import (
+    FILE_SUFFIX,
+    ChecksumCache,
+    EncodedMessage,
+    Envelope,
+    MessageFileError,
+    Scratch,
+    decode_message,
+    encode_message,
+    read_envelope,
+    read_segments,
+)
+from syft_flwr.transport.inbox import InboxFile, list_inbox, refuse, remove, write_message
+from syft_flwr.transport.report import QuarantinedFile
+from syft_flwr.transport.security import MessageKeys
+from syft_flwr.transport.settings import POLL_INTERVAL, TransportSettings
+
+#: what a screen returns to take a file without reading its body: the file is removed and
+#: ``receive`` returns the string (e.g. "stop", "late"); None reads the body
+Screen = Callable[[Envelope, BinaryIO], str | None]
+
+
+@dataclass
+class Received:
+    """A message file that passed every check."""
+
+    envelope: Envelope
+    message: Message
+    name: str
+    path: str
+    size: int
+    inode: int
+    mtime_ns: int
+
+
+class Endpoint:
+    """``email``'s message files for app ``app_name`` on ``network``.
+
+    ``on_arrival`` (called on the process's watcher thread when a file arrives) lets a
+    worker pool serve the endpoint instead of a thread blocked in :meth:`wait`;
+    ``on_refused`` is told about every file set aside.
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        email: str,
+        app_name: str,
+        *,
+        settings: TransportSettings | None = None,
+        on_arrival: Callable[[], None] | None = None,
+        on_refused: Callable[[QuarantinedFile], None] | None = None,
+    ) -> None:
+        self.network = network
+        self.email = validate_email(email)
+        self.app_name = validate_name(app_name, "app name")
+        self.settings = settings or TransportSettings.from_env()
+        self.keys = MessageKeys(network, self.email)
+        self.inbox = network.flwr_inbox(self.email, self.app_name)
+        self.private_dir = network.flwr_private_dir(self.email, self.app_name)
+        self.quarantine_dir = self.private_dir / "quarantine"
+        self.security_log = network.security_log(self.email, self.app_name)
+        self.scratch = Scratch()
+        self._on_arrival = on_arrival
+        self._on_refused = on_refused
+        self._peer_inboxes: dict[str, str] = {}
+        #: names of refused files that could not be moved out of the inbox: skipped on later
+        #: scans instead of being refused again on every one
+        self._unmovable: set[str] = set()
+        self._watcher: DirectoryWatcher | None = None
+
+    # -- the inbox ---------------------------------------------------------------------------
+    def open(self) -> Endpoint:
+        """Start watching the inbox (before anything is sent: no reply is missed)."""
+        if self._watcher is None:
+            self._watcher = DirectoryWatcher(
+                self.inbox, poll_interval=POLL_INTERVAL, on_arrival=self._on_arrival
+            )
+        return self
+
+    def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.close()
+            self._watcher = None
+        self.scratch.release()
+
+    @property
+    def watching(self) -> bool:
+        return self._watcher is not None
+
+    def files(self) -> list[os.DirEntry[str]] | list[InboxFile]:
+        """The inbox files to read now: those that arrived since the last call, as the
+        watcher names them, or the whole inbox when it cannot (at first, after lost events,
+        when polling). Files that were refused but could not be moved are left out."""
+        watcher = self._watcher
+        if watcher is None:
+            raise RuntimeError(f"{self.email}'s endpoint for {self.app_name} is not open")
+        names = watcher.arrivals()
+        if names is None:
+            found: list = list_inbox(self.inbox)
+        else:
+            folder = os.fspath(self.inbox)
+            found = [InboxFile(name, os.path.join(folder, name)) for name in names]
+        if self._unmovable:
+            found = [entry for entry in found if entry.name not in self._unmovable]
+        return found
+
+    def has_arrivals(self) -> bool:
+        """Whether something arrived since the last :meth:`files` (never blocks)."""
+        return self._watcher is not None and self._watcher.pending()
+
+    def wait(self, timeout: float | None) -> bool:
+        """Block until a file arrives, :meth:`notify` or ``timeout``; True if woken."""
+        watcher = self._watcher
+        if watcher is None:
+            raise RuntimeError(f"{self.email}'s endpoint for {self.app_name} is not open")
+        return watcher.wait(timeout)
+
+    def notify(self) -> None:
+        """Wake a thread blocked in :meth:`wait` (from any thread)."""
+        if self._watcher is not None:
+            self._watcher.notify()
+
+    # -- sending -----------------------------------------------------------------------------
+    def inbox_of(self, peer: str) -> str:
+        """``peer``'s inbox for this app, where messages to it are dropped."""
+        inbox = self._peer_inboxes.get(peer)
+        if inbox is None:
+            inbox = str(self.network.flwr_inbox(peer, self.app_name))
+            self._peer_inboxes[peer] = inbox
+        return inbox
+
+    def encode(
+        self,
+        message: Message,
+        recipient: str,
+        *,
+        encrypt: bool | None = None,
+        checksum_cache: ChecksumCache | None = None,
+    ) -> EncodedMessage:
+        """``message`` as a file to ``recipient``: authenticated, encrypted unless
+        ``encrypt`` (default: the settings) says otherwise."""
+        return encode_message(
+            message,
+            sender=self.email,
+            recipient=recipient,
+            app_name=self.app_name,
+            max_bytes=self.settings.max_message_bytes,
+            keys=self.keys,
+            encrypt=self.settings.encrypt if encrypt is None else encrypt,
+            checksum_cache=checksum_cache,
+            scratch=self.scratch,
+        )
+
+    def send(self, encoded: EncodedMessage, recipient: str) -> str:
+        """Drop ``encoded`` into ``recipient``'s inbox; returns the file's path."""
+        try:
+            return write_message(self.inbox_of(recipient), encoded)
+        finally:
+            self.scratch.done()
+
+    # -- receiving ---------------------------------------------------------------------------
+    def receive(
+        self,
+        entry: os.DirEntry[str] | InboxFile,
+        *,
+        senders: Collection[str],
+        screen: Screen,
+        checksum_cache: ChecksumCache | None = None,
+        check: Callable[[Message], None] | None = None,
+    ) -> Received | str | None:
+        """Read the inbox file ``entry``.
+
+        Returns the :class:`Received` message; or what ``screen`` returned when it took the
+        file without its body (the file is removed); or None when the file was refused (set
+        aside, logged, reported to ``on_refused``) or is gone. ``screen`` runs once the
+        header is authenticated and raises :class:`MessageFileError` to refuse; ``check``
+        runs on the decoded message and may refuse it too.
+        """
+        name, path = entry.name, entry.path
+        if not name.endswith(FILE_SUFFIX):
+            self.refuse(path, MessageFileError("unexpected file name (not a message file)"))
+            return None
+        try:
+            with open(path, "rb") as f:
+                stat = os.fstat(f.fileno())
+                envelope = read_envelope(
+                    f,
+                    name,
+                    recipient=self.email,
+                    app_name=self.app_name,
+                    senders=senders,
+                    max_bytes=self.settings.max_message_bytes,
+                    keys=self.keys,
+                )
+                taken = screen(envelope, f)
+                if taken is not None:
+                    remove(path)
+                    return taken
+                segments = read_segments(
+                    f, envelope, keys=self.keys, checksum_cache=checksum_cache, scratch=self.scratch
+                )
+            message = decode_message(envelope, segments)
+            del segments
+            if check is not None:
+                check(message)
+        except FileNotFoundError:
+            return None
+        except MessageFileError as exc:
+            self.refuse(path, exc)
+            return None
+        return Received(envelope, message, name, path, stat.st_size, stat.st_ino, stat.st_mtime_ns)
+
+    def read_body(self, f: BinaryIO, envelope: Envelope) -> Message:
+        """The message in the rest of an open file whose header was read (for a screen that
+        must look inside, e.g. at a late reply's run id). Raises MessageFileError."""
+        return decode_message(envelope, read_segments(f, envelope, keys=self.keys))
+
+    def refuse(self, path: str, error: MessageFileError) -> QuarantinedFile | None:
+        """Set a refused file aside (quarantine + security log); one that cannot be moved is
+        skipped from then on."""
+        refused = refuse(
+            Path(path),
+            error,
+            quarantine_dir=self.quarantine_dir,
+            log_path=self.security_log,
+            receiver=self.email,
+        )
+        if refused is not None:
+            if not refused.set_aside:
+                self._unmovable.add(os.path.basename(path))
+            if self._on_refused is not None:
+                self._on_refused(refused)
+        return refused
