@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from syft_flwr.monitor import list_participants, read_participant
+from syft_flwr.monitor.heartbeat import running_heartbeats
 from syft_flwr.network.atomic import atomic_write_json
 from syft_flwr.network.layout import Network
 from syft_flwr.rds import setup_rds_server
@@ -37,8 +38,9 @@ with Heartbeat(me.network, me.email, "datasite", interval=0.2) as hb:
 """
 
 
-def _heartbeat_threads() -> set[threading.Thread]:
-    return {t for t in threading.enumerate() if t.name.startswith("heartbeat-")}
+def _heartbeat_threads() -> set[int]:
+    """The heartbeats beating now (one thread of the process beats them all)."""
+    return {id(hb) for hb in running_heartbeats()}
 
 
 def _status(net) -> dict:
@@ -79,7 +81,7 @@ def test_a_guest_session_publishes_nothing_for_its_host(tmp_path: Path) -> None:
     assert not read_participant(owner.network, DO).online  # the with block closed it
 
 
-def test_many_sessions_leave_no_thread_behind(tmp_path: Path) -> None:
+def test_many_sessions_leave_no_heartbeat_behind(tmp_path: Path) -> None:
     before = _heartbeat_threads()
     sessions, networks = [], []
     for i in range(12):
@@ -88,12 +90,13 @@ def test_many_sessions_leave_no_thread_behind(tmp_path: Path) -> None:
         sessions += [server.init_session(host=DO) for _ in range(3)]
     started = _heartbeat_threads() - before
     assert len(started) == 12  # one per network, shared by its 3 sessions
+    assert [t.name for t in threading.enumerate()].count("syft-flwr-heartbeats") == 1
     for session in sessions[:6]:
         session.close()
     assert len(_heartbeat_threads() - before) == 10  # networks 0 and 1: closed at once
     del sessions, session  # the others are dropped without close(): collected, they retire
     gc.collect()
-    wait_for(lambda: not (_heartbeat_threads() & started), "the dropped sessions' threads")
+    wait_for(lambda: not (_heartbeat_threads() & started), "the dropped sessions' heartbeats")
     assert not any(read_participant(network, DO).online for network in networks)
 
 

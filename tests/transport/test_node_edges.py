@@ -13,7 +13,7 @@ from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 
 from syft_flwr.network import Network
-from syft_flwr.transport import DatasiteGrid, DatasiteNode, NodeResult, inbox, node
+from syft_flwr.transport import DatasiteGrid, DatasiteNode, NodeResult, inbox
 from syft_flwr.transport import endpoint as endpoint_module
 from tests.support import captured_logs
 from tests.transport.helpers import (

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 from syft_flwr import runtime
-from syft_flwr.config import ProjectConfig
 from syft_flwr.runtime import AggregatorOutcome
 from syft_flwr.transport.report import ReplyError, RoundReport, RunReport
-from tests.support import AGGREGATOR, DATASITES
+from tests.support import DATASITES
 
 DO1, DO2 = DATASITES
 
@@ -56,7 +53,6 @@ def test_verdicts() -> None:
     ],
 )
 def test_summary_and_exit_code_agree(
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     answered: list[str],
     refused: int,
@@ -66,14 +62,8 @@ def test_summary_and_exit_code_agree(
 ) -> None:
     report = _report(answered=answered, refused=refused)
     outcome = AggregatorOutcome(report=report, failures=report.failures())
-    monkeypatch.setattr(runtime, "run_aggregator", lambda *args, **kwargs: outcome)
-    args = SimpleNamespace(
-        run_config=None, timeout=None, resume=False, metrics_port=None, wait_online=None
-    )
-    config = ProjectConfig("app", AGGREGATOR, tuple(DATASITES))
-    identity = SimpleNamespace(email=AGGREGATOR)
 
-    assert runtime._aggregate(None, identity, config, args) == code  # type: ignore[arg-type]
+    assert runtime.report_outcome(outcome) == code
     out, err = capsys.readouterr()
     assert out.startswith(verdict)
     assert last_line in (out if code == runtime.EXIT_OK else err)

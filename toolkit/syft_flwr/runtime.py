@@ -32,7 +32,10 @@ from syft_flwr.config import (
 from syft_flwr.utils import DATA_DIR_ENV
 
 if TYPE_CHECKING:
-    from syft_flwr.transport import NodeResult
+    from syft_flwr.monitor import Heartbeat
+    from syft_flwr.network import Network
+    from syft_flwr.transport import DatasiteNode, NodeResult
+    from syft_flwr.transport.settings import TransportSettings
 
 NODE_CONFIG_ENV = "SYFT_FLWR_NODE_CONFIG"
 
@@ -83,63 +86,56 @@ def run_config_for(project_dir: Path, overrides: dict[str, Any] | None, resume: 
 
 
 def run_aggregator(
+    server_app: Any,
+    network: Network,
+    email: str,
     project_dir: Path,
-    identity: Identity,
+    config: ProjectConfig,
     *,
-    run_config: dict[str, Any] | None = None,
+    run_config: dict[str, Any],
     timeout: float | None = None,
-    resume: bool = False,
-    config: ProjectConfig | None = None,
     metrics_port: int | None = None,
     wait_online: float | None = None,
+    settings: TransportSettings | None = None,
 ) -> AggregatorOutcome:
-    """Run the ServerApp of ``project_dir`` as ``identity`` over the datasite network.
+    """Run the loaded ``server_app`` of ``project_dir`` as ``email`` over ``network``.
 
     The run publishes the aggregator's heartbeat, writes ``<project>/runs/<run_id>/events.jsonl``
     and, with ``metrics_port``, serves Prometheus metrics on 127.0.0.1. With ``wait_online``
-    (seconds), round 1 starts only once every datasite's heartbeat is online.
+    (seconds), round 1 starts only once every datasite's heartbeat is online. The datasites
+    are told to stop when the ServerApp returns or raises; the outcome says how it went.
     """
     import secrets
 
-    config = config or load_project_config(project_dir)
-    with loading_long_lived():  # flwr, the transport and the app load here
-        from syft_flwr.apps import load_server_app
-        from syft_flwr.monitor import (
-            Heartbeat,
-            HeartbeatObserver,
-            ObserverFanout,
-            monitor_run,
-            wait_for_datasites,
-        )
-        from syft_flwr.transport import DatasiteGrid
+    from syft_flwr.monitor import (
+        Heartbeat,
+        HeartbeatObserver,
+        ObserverFanout,
+        monitor_run,
+        wait_for_datasites,
+    )
+    from syft_flwr.transport import DatasiteGrid
 
-        server_app = load_server_app(project_dir)
-    full_config = run_config_for(project_dir, run_config, resume)
-    network = identity.network
     run_id = secrets.randbits(62) + 1
-    with Heartbeat(network, identity.email, "aggregator") as heartbeat:
+    with Heartbeat(network, email, "aggregator") as heartbeat:
         heartbeat.update(app=config.app_name)
         if wait_online:
             wait_for_datasites(network, config.datasites, timeout=wait_online, progress=logger.info)
         monitor = monitor_run(
-            network,
-            identity.email,
-            run_id,
-            config.app_name,
-            project_dir,
-            metrics_port=metrics_port,
+            network, email, run_id, config.app_name, project_dir, metrics_port=metrics_port
         )
         if monitor.metrics_port:
             logger.info(f"Prometheus metrics on http://127.0.0.1:{monitor.metrics_port}/metrics")
         grid = DatasiteGrid(
             network,
             config.app_name,
-            identity.email,
+            email,
             config.datasites,
             timeout=timeout,
             run_id=run_id,
-            run_config=full_config,
+            run_config=run_config,
             observer=ObserverFanout(monitor, HeartbeatObserver(heartbeat)),
+            settings=settings,
         )
         outcome = AggregatorOutcome(report=grid.report)
         try:
@@ -158,47 +154,73 @@ def run_aggregator(
             outcome.failures = grid.report.failures()
             failures = dict(outcome.failures)
             if outcome.error is not None:
-                failures[identity.email] = f"ServerApp raised {outcome.error!r}"
+                failures[email] = f"ServerApp raised {outcome.error!r}"
             grid.finish(ok=not failures, failures=failures)  # refused files alone: warnings
             grid.close()
             monitor.close()
     return outcome
 
 
-def run_datasite(
-    project_dir: Path,
-    identity: Identity,
+def datasite_node(
+    client_app: Any,
+    network: Network,
+    email: str,
+    config: ProjectConfig,
     data_dir: Path,
     *,
+    run_config: dict[str, Any],
     node_config: dict[str, Any] | None = None,
-    run_config: dict[str, Any] | None = None,
     idle_timeout: float | None = None,
-    config: ProjectConfig | None = None,
-):
-    """Serve the ClientApp of ``project_dir`` for ``identity`` on ``data_dir`` until stopped."""
-    config = config or load_project_config(project_dir)
-    with loading_long_lived():  # flwr, the transport and the app load here
-        from syft_flwr.apps import load_client_app
-        from syft_flwr.monitor import Heartbeat
-        from syft_flwr.transport import DatasiteNode
+    heartbeat: Heartbeat | None = None,
+    settings: TransportSettings | None = None,
+) -> DatasiteNode:
+    """The node that serves the loaded ``client_app`` for datasite ``email`` on ``data_dir``."""
+    from syft_flwr.transport import DatasiteNode
 
-        client_app = load_client_app(project_dir)
-    heartbeat = Heartbeat(identity.network, identity.email, "datasite")
-    node = DatasiteNode(
-        identity.network,
+    return DatasiteNode(
+        network,
         config.app_name,
-        identity.email,
+        email,
         config.aggregator,
         client_app,
         data_path=Path(data_dir),
         node_config=node_config,
-        run_config=run_config_for(project_dir, run_config, False),
+        run_config=run_config,
         idle_timeout=idle_timeout,
         heartbeat=heartbeat,
+        settings=settings,
     )
-    with heartbeat:
+
+
+def run_datasite(
+    client_app: Any,
+    network: Network,
+    email: str,
+    config: ProjectConfig,
+    data_dir: Path,
+    *,
+    run_config: dict[str, Any],
+    node_config: dict[str, Any] | None = None,
+    idle_timeout: float | None = None,
+) -> NodeResult:
+    """Serve the loaded ``client_app`` for ``email`` on ``data_dir`` on this thread until
+    the aggregator says stop (or the idle timeout), publishing the datasite's heartbeat."""
+    from syft_flwr.monitor import Heartbeat
+
+    with Heartbeat(network, email, "datasite") as heartbeat:
         # the job runner names the job it runs; a datasite started by hand has none
         heartbeat.update(app=config.app_name, job=os.environ.get(JOB_ID_ENV) or None)
+        node = datasite_node(
+            client_app,
+            network,
+            email,
+            config,
+            data_dir,
+            run_config=run_config,
+            node_config=node_config,
+            idle_timeout=idle_timeout,
+            heartbeat=heartbeat,
+        )
         return node.serve()
 
 
@@ -312,16 +334,27 @@ def _aggregate(project_dir: Path, identity: Identity, config: ProjectConfig, arg
     logger.info(
         f"{identity.email}: aggregating {config.app_name} over {', '.join(config.datasites)}"
     )
+    with loading_long_lived():  # flwr, the transport and the app load here
+        from syft_flwr.apps import load_server_app
+
+        server_app = load_server_app(project_dir)
     outcome = run_aggregator(
+        server_app,
+        identity.network,
+        identity.email,
         project_dir,
-        identity,
-        run_config=parse_config(args.run_config),
+        config,
+        run_config=run_config_for(project_dir, parse_config(args.run_config), args.resume),
         timeout=args.timeout,
-        resume=args.resume,
-        config=config,
         metrics_port=args.metrics_port,
         wait_online=args.wait_online,
     )
+    return report_outcome(outcome)
+
+
+def report_outcome(outcome: AggregatorOutcome) -> int:
+    """Print how an aggregator's run went (the report's summary, then each failure) and
+    return ``main.py``'s exit code for it."""
     print(outcome.report.summary())
     for email, why in outcome.failures.items():
         print(f"datasite {email} failed: {why}", file=sys.stderr)
@@ -355,13 +388,19 @@ def _serve(project_dir: Path, identity: Identity, config: ProjectConfig, args) -
         return EXIT_USAGE
     node_config = parse_config(args.node_config or os.environ.get(NODE_CONFIG_ENV))
     logger.info(f"{identity.email}: serving {config.app_name} for {config.aggregator}")
+    with loading_long_lived():  # flwr, the transport and the app load here
+        from syft_flwr.apps import load_client_app
+
+        client_app = load_client_app(project_dir)
     result = run_datasite(
-        project_dir,
-        identity,
+        client_app,
+        identity.network,
+        identity.email,
+        config,
         Path(data_dir),
+        run_config=run_config_for(project_dir, None, False),
         node_config=node_config,
         idle_timeout=args.idle_timeout,
-        config=config,
     )
     print(f"{identity.email}: {describe_node_result(result)}")
     return EXIT_OK if result.ok else EXIT_FAILED

@@ -1,30 +1,35 @@
-"""``syft_flwr.run``: simulate the federation on mock data, in threads, over the real transport.
+"""``syft_flwr.run``: simulate the federation on mock data, over the real transport.
 
-One thread per datasite serves the ClientApp on its mock data; one thread runs the ServerApp
-over a :class:`DatasiteGrid`; messages travel as files through a throwaway network folder,
-exactly as in a real run. Any failure raises :class:`SimulationError`; success is never
-reported after a failure.
+The simulation is the real runtime in one process: it creates an identity per party on a
+throwaway network folder, serves every datasite's ClientApp on its mock data from one pool
+of worker threads (:class:`~syft_flwr.transport.pool.NodePool`: thousands of datasites cost
+a few threads, and an idle one nothing), runs the ServerApp with
+:func:`~syft_flwr.runtime.run_aggregator` on the calling thread, and collects the outcomes.
+Messages travel as files, exactly as in a real run. Any failure raises
+:class:`SimulationError`; success is never reported after a failure.
 """
 
 from __future__ import annotations
 
 import re
+import resource
 import shutil
 import tempfile
-import threading
 import time
 import uuid
+from concurrent.futures import wait
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
 from syft_flwr import collector
-from syft_flwr.config import Identity, ProjectConfig, load_project_config
+from syft_flwr.config import Identity, load_project_config
 from syft_flwr.network.layout import Network
 from syft_flwr.party_logs import party_context, party_log_files
-from syft_flwr.runtime import describe_node_result, run_config_for
+from syft_flwr.runtime import datasite_node, describe_node_result, run_aggregator, run_config_for
 
 if TYPE_CHECKING:
     from syft_flwr.transport import NodeResult
@@ -32,6 +37,8 @@ if TYPE_CHECKING:
 
 LOG_FOLDER = "simulation_logs"
 OUTPUT_FOLDERS = ("figures", "weights")
+#: how long the datasites have, once the ServerApp is done, to read their stop message
+_STOP_GRACE = 30.0
 
 
 class SimulationError(RuntimeError):
@@ -101,20 +108,43 @@ def _collect_failures(
     failures: dict[str, str],
     report: RunReport,
     node_results: dict[str, NodeResult],
-    threads: list[threading.Thread],
-    config: ProjectConfig,
+    unfinished: list[str],
 ) -> dict[str, str]:
-    """Every party that failed, first cause first: the threads', then the grid's and nodes'."""
+    """Every party that failed, first cause first: the ServerApp's, then the grid's and
+    the nodes'."""
     found = dict(failures)
     for email, why in report.failures().items():
         found.setdefault(email, why)
     for email, result in node_results.items():
         if not result.ok:
             found.setdefault(email, describe_node_result(result))
-    for email, thread in zip(config.datasites, threads, strict=False):
-        if thread.is_alive():
-            found.setdefault(email, "did not stop after the run ended")
+    for email in unfinished:
+        found.setdefault(email, "did not stop after the run ended")
     return found
+
+
+#: a simulated datasite's heartbeat is rewritten at least this often ...
+_BEAT_MIN = 2.0
+#: ... and at most this seldom (under the 15 s after which readers call a party offline)
+_BEAT_MAX = 10.0
+#: heartbeats of one simulation written per second, at most (a thousand datasites beating
+#: every 2 s would keep a core busy writing status files)
+_BEATS_PER_SECOND = 100
+
+
+def _open_files_for(parties: int) -> None:
+    """Raise this process's open-file limit to what ``parties`` need (a node lock and a
+    log file each), within the hard limit."""
+    need = 3 * parties + 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        if target < need:
+            logger.warning(
+                f"{parties} parties need about {need} open files; the limit is {hard} "
+                "(raise it with `ulimit -n`)"
+            )
 
 
 def run(
@@ -136,8 +166,6 @@ def run(
     ``syft-flwr dashboard`` at it to watch the run); ``metrics_port`` serves Prometheus metrics
     during the run. Raises :class:`SimulationError` naming each datasite that failed.
     """
-    import secrets
-
     collector.skip_collections_at_exit()  # a script's exit after a run: ~0.5 s less
     project_dir = Path(project_dir).expanduser().resolve()
     config = load_project_config(project_dir)
@@ -145,11 +173,13 @@ def run(
     _check_inputs(project_dir, mocks, config.datasites)
     with collector.loading_long_lived():  # flwr, the transport and the app load here
         from syft_flwr.apps import load_apps
-        from syft_flwr.monitor import Heartbeat, HeartbeatObserver, ObserverFanout, monitor_run
-        from syft_flwr.transport import DatasiteGrid, DatasiteNode
+        from syft_flwr.monitor import Heartbeat
+        from syft_flwr.transport.pool import NodePool
+        from syft_flwr.transport.settings import TransportSettings
 
         apps = load_apps(project_dir)
     full_config = run_config_for(project_dir, run_config, resume=False)
+    settings = TransportSettings.from_env(msg_timeout=timeout)
 
     sim_id = uuid.uuid4().hex
     keep_network = network_dir is not None
@@ -157,103 +187,65 @@ def run(
     network = Network(Path(network_dir).resolve() if keep_network else workdir / "network")
     log_dir = project_dir / LOG_FOLDER
     parties = [*config.datasites, config.aggregator]
+    _open_files_for(len(parties))
     for email in parties:  # keys to authenticate and encrypt every message file
         Identity.create(network, email)
     started = time.time()
     failures: dict[str, str] = {}
-    node_results: dict[str, Any] = {}
+    node_results: dict[str, NodeResult] = {}
+    unfinished: list[str] = []
+    beat_every = min(_BEAT_MAX, max(_BEAT_MIN, len(config.datasites) / _BEATS_PER_SECOND))
 
-    with party_log_files(sim_id, log_dir, parties):
-        run_id = secrets.randbits(62) + 1
-        heartbeats = {
-            email: Heartbeat(
-                network, email, "aggregator" if email == config.aggregator else "datasite"
-            )
-            for email in parties
-        }
-        monitor = monitor_run(
-            network,
-            config.aggregator,
-            run_id,
-            config.app_name,
-            project_dir,
-            metrics_port=metrics_port,
-        )
-        grid = DatasiteGrid(
-            network,
-            config.app_name,
-            config.aggregator,
-            config.datasites,
-            timeout=timeout,
-            run_id=run_id,
-            run_config=full_config,
-            observer=ObserverFanout(monitor, HeartbeatObserver(heartbeats[config.aggregator])),
-        )
-        nodes = {
-            email: DatasiteNode(
-                network,
-                config.app_name,
-                email,
-                config.aggregator,
-                apps.client_app,
-                data_path=mock,
-                run_config=full_config,
-                heartbeat=heartbeats[email],
-            )
-            for email, mock in zip(config.datasites, mocks, strict=True)
-        }
-
-        def serve(email: str) -> None:
-            with party_context(sim_id, email):
-                try:
-                    node_results[email] = nodes[email].serve()
-                except BaseException as exc:  # the thread reports, the caller raises
-                    logger.exception(f"datasite {email} crashed: {exc}")
-                    failures[email] = f"crashed: {type(exc).__name__}: {exc}"
-
-        def aggregate() -> None:
-            with party_context(sim_id, config.aggregator):
-                try:
-                    context = grid.server_context()
-                    context.node_config["project-dir"] = str(project_dir)
-                    apps.server_app(grid, context)
-                except BaseException as exc:
-                    logger.exception(f"the ServerApp failed: {exc}")
-                    failures[config.aggregator] = f"ServerApp raised {type(exc).__name__}: {exc}"
-                    grid.finish(ok=False, failures={**grid.report.failures(), **failures})
-                finally:
-                    try:
-                        grid.stop_datasites()
-                    except OSError as exc:
-                        failures.setdefault(config.aggregator, f"could not send stop: {exc}")
-                        for node in nodes.values():  # in-process: stop them directly
-                            node.stop()
-
-        threads = [
-            threading.Thread(target=serve, args=(e,), name=f"datasite-{e}", daemon=True)
-            for e in config.datasites
-        ]
-        threads.append(threading.Thread(target=aggregate, name="aggregator", daemon=True))
-        for heartbeat in heartbeats.values():
-            heartbeat.start()
-        for thread in threads:
-            thread.start()
+    with party_log_files(sim_id, log_dir, parties), NodePool() as pool:
+        served = {}
+        heartbeats = []
         try:
-            threads[-1].join()
-            for thread in threads[:-1]:
-                thread.join(timeout=30)
-            failures = _collect_failures(failures, grid.report, node_results, threads, config)
-            grid.finish(ok=not failures, failures=failures)  # refused files alone: warnings
+            for email, mock in zip(config.datasites, mocks, strict=True):
+                heartbeat = Heartbeat(network, email, "datasite", interval=beat_every).start()
+                heartbeats.append(heartbeat)
+                node = datasite_node(
+                    apps.client_app,
+                    network,
+                    email,
+                    config,
+                    mock,
+                    run_config=full_config,
+                    heartbeat=heartbeat,
+                    settings=settings,
+                )
+                served[email] = pool.serve(node, context=partial(party_context, sim_id, email))
+            with party_context(sim_id, config.aggregator):
+                outcome = run_aggregator(
+                    apps.server_app,
+                    network,
+                    config.aggregator,
+                    project_dir,
+                    config,
+                    run_config=full_config,
+                    timeout=timeout,
+                    metrics_port=metrics_port,
+                    settings=settings,
+                )
+            if outcome.error is not None:
+                error = outcome.error
+                failures[config.aggregator] = f"ServerApp raised {type(error).__name__}: {error}"
+            report = outcome.report
+            wait(served.values(), timeout=_STOP_GRACE)
+            for email, future in served.items():
+                if not future.done():
+                    unfinished.append(email)
+                elif future.exception() is not None:
+                    exc = future.exception()
+                    failures.setdefault(email, f"crashed: {type(exc).__name__}: {exc}")
+                else:
+                    node_results[email] = future.result()
+            failures = _collect_failures(failures, report, node_results, unfinished)
         finally:
-            for node in nodes.values():
-                node.stop()
-            grid.close()
-            monitor.close()
-            for heartbeat in heartbeats.values():
+            pool.shutdown()
+            for heartbeat in heartbeats:
                 heartbeat.stop()
             shutil.rmtree(workdir, ignore_errors=True)
 
-    report = grid.report
     duration = time.time() - started
 
     if failures:

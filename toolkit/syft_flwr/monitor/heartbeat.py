@@ -1,13 +1,17 @@
 """Heartbeats: each party says every few seconds that it is alive, how loaded it is and what runs.
 
-A :class:`Heartbeat` owns ``datasites/<email>/public/status.json`` (DESIGN §4): a daemon thread
-rewrites it atomically every ``interval`` seconds, and marks it offline on exit. Readers
+A :class:`Heartbeat` owns ``datasites/<email>/public/status.json``: it is rewritten atomically
+every ``interval`` seconds, and marked offline on exit. One thread per process beats every
+heartbeat of the process (a simulation of a thousand datasites has one, not a thousand), and
+the process's load is measured at most once a second for all of them. Readers
 (:mod:`syft_flwr.monitor.participants`) treat a file older than ``offline_after`` as offline,
 so a crashed process goes offline by itself.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import os
 import threading
 import time
@@ -22,6 +26,101 @@ from syft_flwr.network.layout import Network, validate_email
 
 STATUS_VERSION = 1
 _UNSET: Any = object()
+
+
+_STATS_MAX_AGE = 1.0
+_stats_lock = threading.Lock()
+_stats: tuple[float, dict[str, Any]] | None = None
+
+
+def _load_now() -> dict[str, Any]:
+    """This process's and the machine's load, measured at most once a second (psutil calls
+    cost ~0.1 ms each: a thousand heartbeats of one process share one measurement)."""
+    global _stats
+    with _stats_lock:
+        now = time.monotonic()
+        if _stats is not None and now - _stats[0] < _STATS_MAX_AGE:
+            return _stats[1]
+        proc = psutil.Process()
+        with proc.oneshot():
+            proc_cpu = proc.cpu_percent(None)
+            rss = proc.memory_info().rss
+        vm = psutil.virtual_memory()
+        load = {
+            "cpu_percent": {"process": proc_cpu, "machine": psutil.cpu_percent(None)},
+            "memory": {
+                "process_rss_bytes": rss,
+                "machine_percent": vm.percent,
+                "machine_used_bytes": vm.total - vm.available,
+                "machine_total_bytes": vm.total,
+            },
+        }
+        _stats = (now, load)
+        return load
+
+
+class _Beater:
+    """The one thread that beats every running :class:`Heartbeat` of the process, each at
+    its own interval (a heap of due times: no work between beats)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Heartbeat]] = []
+        #: id(heartbeat) -> (the sequence number of its entry in the heap, the heartbeat)
+        self._due: dict[int, tuple[int, Heartbeat]] = {}
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, heartbeat: Heartbeat) -> None:
+        with self._cond:
+            self._push(heartbeat)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._loop, name="syft-flwr-heartbeats", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def remove(self, heartbeat: Heartbeat) -> None:
+        with self._cond:
+            self._due.pop(id(heartbeat), None)  # its heap entry is skipped when it comes up
+
+    def _push(self, heartbeat: Heartbeat) -> None:
+        seq = next(self._seq)
+        self._due[id(heartbeat)] = (seq, heartbeat)
+        heapq.heappush(self._heap, (time.monotonic() + heartbeat.interval, seq, heartbeat))
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap:
+                    self._cond.wait()
+                due, seq, heartbeat = self._heap[0]
+                left = due - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                heapq.heappop(self._heap)
+                entry = self._due.get(id(heartbeat))
+                if entry is None or entry[0] != seq:
+                    continue  # stopped (or restarted) since
+                self._push(heartbeat)
+            try:
+                heartbeat._tick()
+            except Exception as exc:  # one broken heartbeat must not stop the others
+                logger.warning(f"heartbeat of {heartbeat.email} failed: {exc!r}")
+
+    def running(self) -> list[Heartbeat]:
+        with self._cond:
+            return [heartbeat for _, heartbeat in self._due.values()]
+
+
+_beater = _Beater()
+
+
+def running_heartbeats() -> list[Heartbeat]:
+    """The heartbeats this process is beating now."""
+    return _beater.running()
 
 
 def utc_iso(epoch: float) -> str:
@@ -53,34 +152,30 @@ class Heartbeat:
         self._running: dict[str, Any] = {"job": None, "app": None, "round": None}
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._process = psutil.Process()
+        self._running_beats = False
         self.beats = 0
 
     # -- public API -----------------------------------------------------------------------------
     def start(self) -> Heartbeat:
-        if self._thread is not None:
+        if self._running_beats:
             raise RuntimeError(f"the heartbeat of {self.email} is already running")
-        # The first cpu_percent() call only primes psutil's counters (it returns 0.0).
-        self._process.cpu_percent(None)
-        psutil.cpu_percent(None)
-        self._stop.clear()
+        _load_now()  # the first cpu_percent() call only primes psutil's counters
+        self._running_beats = True
         self.beat()
-        self._thread = threading.Thread(
-            target=self._loop, name=f"heartbeat-{self.email}", daemon=True
-        )
-        self._thread.start()
+        _beater.add(self)
         return self
 
     def stop(self) -> None:
-        """Stop the thread and write ``online: false``."""
-        thread, self._thread = self._thread, None
-        if thread is None:
+        """Stop beating and write ``online: false``."""
+        if not self._running_beats:
             return
-        self._stop.set()
-        thread.join(timeout=max(5.0, self.interval * 2))
+        self._running_beats = False
+        _beater.remove(self)
         self.beat(online=False)
+
+    def _tick(self) -> None:
+        """What the process's heartbeat thread does every ``interval``."""
+        self.beat()
 
     def update(self, *, job: Any = _UNSET, app: Any = _UNSET, round: Any = _UNSET) -> None:
         """Set what this party is running; only the keywords given change (``None`` clears).
@@ -91,7 +186,7 @@ class Heartbeat:
             for key, value in (("job", job), ("app", app), ("round", round)):
                 if value is not _UNSET:
                     self._running[key] = value
-        if self._thread is not None:
+        if self._running_beats:
             self.beat()
 
     @property
@@ -102,11 +197,7 @@ class Heartbeat:
     def status(self, *, online: bool = True) -> dict[str, Any]:
         """The status document (what :meth:`beat` writes)."""
         now = time.time()
-        proc = self._process
-        with proc.oneshot():
-            proc_cpu = proc.cpu_percent(None)
-            rss = proc.memory_info().rss
-        vm = psutil.virtual_memory()
+        load = _load_now()
         return {
             "version": STATUS_VERSION,
             "email": self.email,
@@ -114,13 +205,8 @@ class Heartbeat:
             "online": online,
             "pid": os.getpid(),
             "interval": self.interval,
-            "cpu_percent": {"process": proc_cpu, "machine": psutil.cpu_percent(None)},
-            "memory": {
-                "process_rss_bytes": rss,
-                "machine_percent": vm.percent,
-                "machine_used_bytes": vm.total - vm.available,
-                "machine_total_bytes": vm.total,
-            },
+            "cpu_percent": load["cpu_percent"],
+            "memory": load["memory"],
             "running": self.running,
             "updated_at": utc_iso(now),
             "updated_at_epoch": now,
@@ -143,8 +229,3 @@ class Heartbeat:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-    # -- thread ---------------------------------------------------------------------------------
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.beat()

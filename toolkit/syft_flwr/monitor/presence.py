@@ -126,15 +126,13 @@ class OwnerHeartbeat(Heartbeat):
         del _registry[self.key]
         return True
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            with _registry_lock:
-                retire = not self._owners and self._unregister()
-            if retire:  # every session was garbage-collected without close()
-                self._thread = None
-                self.beat(online=False)
-                return
-            self.beat()
+    def _tick(self) -> None:
+        with _registry_lock:
+            retire = not self._owners and self._unregister()
+        if retire:  # every session was garbage-collected without close()
+            self.stop()
+            return
+        self.beat()
 
 
 def join_owner_heartbeat(

@@ -273,7 +273,7 @@ class DatasiteNode:
             handled = True
             if self._handle(entry) == "stop":
                 self.result.reason = "stop-message"
-                logger.info(f"{self.email}: stop message received; {self._summary(self.result)}")
+                logger.debug(f"{self.email}: stop message received; {self._summary(self.result)}")
                 break
         return handled
 
