@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from syft_flwr import collector
-from syft_flwr.config import Identity, ProjectConfig, load_project_config
+from syft_flwr.config import ProjectConfig, load_project_config
+from syft_flwr.crypto import create_party
+from syft_flwr.errors import SyftFlwrError
 from syft_flwr.network.layout import Network
 from syft_flwr.party_logs import party_context, party_log_files
 from syft_flwr.runtime import describe_node_result, run_config_for
@@ -34,7 +36,7 @@ LOG_FOLDER = "simulation_logs"
 OUTPUT_FOLDERS = ("figures", "weights")
 
 
-class SimulationError(RuntimeError):
+class SimulationError(SyftFlwrError, RuntimeError):
     """A simulated run failed; ``failures`` maps each failing party to the cause."""
 
     def __init__(self, message: str, failures: dict[str, str], log_dir: Path | None = None):
@@ -158,7 +160,7 @@ def run(
     log_dir = project_dir / LOG_FOLDER
     parties = [*config.datasites, config.aggregator]
     for email in parties:  # keys to authenticate and encrypt every message file
-        Identity.create(network, email)
+        create_party(network, email)
     started = time.time()
     failures: dict[str, str] = {}
     node_results: dict[str, Any] = {}

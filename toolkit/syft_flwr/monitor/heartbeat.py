@@ -1,6 +1,6 @@
 """Heartbeats: each party says every few seconds that it is alive, how loaded it is and what runs.
 
-A :class:`Heartbeat` owns ``datasites/<email>/public/status.json`` (DESIGN §4): a daemon thread
+A :class:`Heartbeat` owns ``datasites/<email>/public/status.json``: a daemon thread
 rewrites it atomically every ``interval`` seconds, and marks it offline on exit. Readers
 (:mod:`syft_flwr.monitor.participants`) treat a file older than ``offline_after`` as offline,
 so a crashed process goes offline by itself.

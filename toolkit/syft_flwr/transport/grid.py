@@ -15,7 +15,8 @@ from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.serverapp import Grid
 from loguru import logger
 
-from syft_flwr import keys as keys_module
+from syft_flwr import crypto as keys_module
+from syft_flwr.crypto import MessageKeys
 from syft_flwr.network import DirectoryWatcher, Network, validate_email, validate_name
 from syft_flwr.transport import flwr_compat
 from syft_flwr.transport.codec import (
@@ -41,7 +42,6 @@ from syft_flwr.transport.inbox import (
     write_message,
 )
 from syft_flwr.transport.report import ReplyError, RoundReport, RunReport
-from syft_flwr.transport.security import MessageKeys
 from syft_flwr.transport.settings import (
     COLLECT_AFTER_BYTES,
     DEFAULT_ENCRYPT,

@@ -15,6 +15,7 @@ from flwr.app import Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
 from loguru import logger
 
+from syft_flwr.crypto import MessageKeys
 from syft_flwr.network import DirectoryWatcher, Network, validate_email, validate_name
 from syft_flwr.transport import flwr_compat
 from syft_flwr.transport.codec import (
@@ -39,7 +40,6 @@ from syft_flwr.transport.inbox import (
     write_message,
 )
 from syft_flwr.transport.report import QuarantinedFile, count_refusals
-from syft_flwr.transport.security import MessageKeys
 from syft_flwr.transport.settings import (
     COLLECT_AFTER_BYTES,
     COLLECT_NOW_BYTES,
