@@ -63,6 +63,30 @@ def test_create_makes_private_keys_and_publishes_public_ones(network, alice) -> 
     assert "PRIVATE" not in network.public_keys_path(ALICE).read_text()
 
 
+def test_create_party_writes_the_identity_and_identity_write_makes_no_keys(network) -> None:
+    bare = Identity.write(network, BOB)  # who the party is, nothing more
+    assert Identity.load(bare.path).email == BOB
+    assert not network.private_keys_dir(BOB).exists()
+    with pytest.raises(PublicKeysNotFoundError):
+        crypto.public_keys(network, BOB)
+    party = crypto.create_party(network, ALICE)
+    assert Identity.load(party.path).email == ALICE
+    assert party.path == network.identity_path(ALICE)
+    assert network.private_keys_dir(ALICE) == network.private_dir(ALICE) / "keys"
+    assert crypto.public_keys(network, ALICE).email == ALICE
+
+
+def test_config_loads_no_crypto() -> None:
+    """config.py is who a party is; reading it must not load the crypto package."""
+    code = (
+        "import sys, syft_flwr.config\n"
+        "crypto = ('syft_flwr.crypto', 'cryptography')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(crypto)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_recreate_keeps_keys_and_created_at(network, alice) -> None:
     folder = network.private_dir(ALICE) / "keys"
     before = {n: (folder / n).read_bytes() for n in ("ed25519.pem", "x25519.pem")}
