@@ -46,7 +46,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict  # 
 from flwr.clientapp import ClientApp  # noqa: E402
 from loguru import logger  # noqa: E402
 
-from syft_flwr.config import Identity  # noqa: E402
+from syft_flwr.crypto import create_party  # noqa: E402
 from syft_flwr.network import Network, atomic_write_bytes  # noqa: E402
 from syft_flwr.transport import DatasiteGrid, DatasiteNode  # noqa: E402
 from syft_flwr.transport.flwr_compat import FLWR_VERSION  # noqa: E402
@@ -156,7 +156,7 @@ def run(mode: str, encrypt: bool, small_n: int, reps: int) -> dict:
         root = Path(tmp) / "net"
         network = Network(root)
         for email in (AGGREGATOR, DATASITE):
-            Identity.create(network, email)
+            create_party(network, email)
         wait_node = start_node(root, mode, encrypt)
         grid = DatasiteGrid(network, APP, AGGREGATOR, [DATASITE], timeout=120, encrypt=encrypt)
         try:

@@ -23,7 +23,8 @@ from loguru import logger
 
 import syft_flwr
 from syft_flwr.apps import load_apps
-from syft_flwr.config import Identity, load_project_config
+from syft_flwr.config import load_project_config
+from syft_flwr.crypto import create_party
 from syft_flwr.network import Network
 from syft_flwr.simulation import SimulationError
 from syft_flwr.transport import DatasiteGrid, DatasiteNode, NodeResult
@@ -186,7 +187,7 @@ def test_a_simulation_on_a_full_disk_fails_with_an_error_naming_the_path(
 KEYS = """
 import sys
 from pathlib import Path
-from syft_flwr.keys import ensure_keys
+from syft_flwr.crypto import ensure_keys
 from syft_flwr.network import Network
 from syft_flwr.simulation import SimulationError
 ensure_keys(Network(Path(sys.argv[1])), sys.argv[2])
@@ -196,8 +197,6 @@ ensure_keys(Network(Path(sys.argv[1])), sys.argv[2])
 def test_a_private_key_is_never_left_half_written_on_a_full_disk(tmp_path: Path) -> None:
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    from syft_flwr.keys import private_keys_dir
-
     root = tmp_path / "net"
     done = subprocess.run(
         [sys.executable, str(LIMITED), str(DISK_LIMIT), "-c", KEYS, str(root), DO1],
@@ -206,7 +205,7 @@ def test_a_private_key_is_never_left_half_written_on_a_full_disk(tmp_path: Path)
         timeout=HANG,
     )
     assert done.returncode != 0  # nothing can succeed on a full disk
-    keys = private_keys_dir(Network(root), DO1)
+    keys = Network(root).private_keys_dir(DO1)
     for pem in keys.glob("*.pem"):  # whole, or not there at all
         try:
             load_pem_private_key(pem.read_bytes(), password=None)
@@ -272,7 +271,7 @@ def test_a_node_that_could_not_deliver_a_reply_does_not_report_success(
     (private, _), _ = tiny_data(tmp_path)
     network = Network(tmp_path / "net")
     for email in (DO1, AGGREGATOR):
-        Identity.create(network, email)  # the keys that sign every message file
+        create_party(network, email)  # the keys that sign every message file
     app_name = load_project_config(project).app_name
     node = DatasiteNode(
         network, app_name, DO1, AGGREGATOR, load_apps(project).client_app, data_path=private

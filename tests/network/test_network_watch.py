@@ -120,8 +120,8 @@ def test_a_thousand_watchers_share_one_descriptor_and_one_thread(tmp_path: Path)
         assert all(w.mode == "inotify" for w in watchers)
         # inotify, epoll and a wake-up pipe, once per process
         assert open_descriptors() - before <= 4
-        threads = [t for t in threading.enumerate() if t.name == "syft-flwr-watcher"]
-        assert len(threads) == 1
+        dispatchers = {id(w._dispatcher) for w in watchers}
+        assert len(dispatchers) == 1 and watchers[0]._dispatcher._thread.is_alive()
         atomic_write_text(tmp_path / "inbox734" / "m.json", "{}")
         assert watchers[734].wait(timeout=20) is True
         assert watchers[734].arrivals() is None  # before its first scan, names are not known

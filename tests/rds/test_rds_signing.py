@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from syft_flwr.keys import public_keys, verify_document
+from syft_flwr.crypto import public_keys, verify_document
 from syft_flwr.rds import IntakePolicy, setup_rds_server
 from syft_flwr.rds.intake import REQUEST_DOMAIN, REQUEST_FIELDS
 from syft_flwr.rds.signed import RESULTS_DOMAIN, STATUS_DOMAIN

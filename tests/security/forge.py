@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 
 from syft_flwr.config import Identity
-from syft_flwr.keys import sign_document
+from syft_flwr.crypto import sign_document
 from syft_flwr.network.atomic import atomic_write_json
 from syft_flwr.rds._files import utc_now
 from syft_flwr.rds.code import code_sha256

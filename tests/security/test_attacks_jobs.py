@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from syft_flwr.keys import sign_document
+from syft_flwr.crypto import sign_document
 from syft_flwr.network.atomic import atomic_write_json
 from syft_flwr.network.layout import Network
 from syft_flwr.rds import (

@@ -16,11 +16,10 @@ import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 from loguru import logger
 
-from syft_flwr.config import Identity
+from syft_flwr.crypto import MessageKeys, create_party
 from syft_flwr.network import Network, atomic_write_bytes
 from syft_flwr.transport import DatasiteGrid, DatasiteNode, codec, flwr_compat
 from syft_flwr.transport.codec import MessageFileError
-from syft_flwr.transport.security import MessageKeys
 from tests.faults.helpers import wait_for
 from tests.transport.helpers import (
     AGGREGATOR,
@@ -330,7 +329,7 @@ def test_a_message_to_an_app_nobody_serves_is_reported_as_unanswered(tmp_path: P
 
 def test_a_datasite_without_published_keys_is_reported_not_waited_for(tmp_path: Path) -> None:
     network = Network.at(tmp_path)
-    Identity.create(network, AGGREGATOR)
+    create_party(network, AGGREGATOR)
     warnings: list[str] = []
     sink = logger.add(lambda m: warnings.append(str(m)), level="WARNING")
     try:
@@ -348,9 +347,9 @@ def test_a_datasite_without_published_keys_is_reported_not_waited_for(tmp_path: 
 
 def test_a_party_without_keys_cannot_start_a_grid_or_a_node(tmp_path: Path) -> None:
     network = Network.at(tmp_path)
-    with pytest.raises(FileNotFoundError, match="Identity.create"):
+    with pytest.raises(FileNotFoundError, match="create_party"):
         DatasiteGrid(network, APP, AGGREGATOR, [DO1])
-    with pytest.raises(FileNotFoundError, match="Identity.create"):
+    with pytest.raises(FileNotFoundError, match="create_party"):
         DatasiteNode(network, APP, DO1, AGGREGATOR, make_app(), data_path=tmp_path)
 
 
@@ -360,7 +359,7 @@ def test_files_on_disk_hold_only_ciphertext_and_only_the_recipient_can_open_them
 ) -> None:
     with federation(tmp_path, DELTAS, COUNTS, start=[]) as fed:
         network = fed.network
-        Identity.create(network, "eve@example.org")
+        create_party(network, "eve@example.org")
         payload = np.frombuffer((MARKER * 100).encode(), dtype=np.uint8)
         content = RecordDict(
             {"config": ConfigRecord({"note": MARKER}), "arrays": ArrayRecord([payload])}

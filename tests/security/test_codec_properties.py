@@ -15,13 +15,12 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from syft_flwr.config import Identity
+from syft_flwr.crypto import MessageKeys, create_party
 from syft_flwr.network import Network
 from syft_flwr.transport import codec, flwr_compat
 from syft_flwr.transport.codec import MessageFileError
 from syft_flwr.transport.errors import KINDS
 from syft_flwr.transport.ids import node_id_for
-from syft_flwr.transport.security import MessageKeys
 
 SENDER, RECIPIENT, APP = "ds@openmined.org", "do1@openmined.org", "app"
 MAX_BYTES = 2**20
@@ -41,7 +40,7 @@ class Parties:
         self.root = root
         network = Network(root / "net")
         for email in (SENDER, RECIPIENT):
-            Identity.create(network, email)
+            create_party(network, email)
         self.sender = MessageKeys(network, SENDER)
         self.recipient = MessageKeys(network, RECIPIENT)
         flwr_compat.ensure_task_identity(1)

@@ -29,7 +29,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syft_flwr.keys import SignatureError, split_signature, verify_document
+from syft_flwr.crypto import SignatureError, split_signature, verify_document
 from syft_flwr.rds import (
     IntakePolicy,
     SubmissionRefusedError,

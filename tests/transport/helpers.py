@@ -13,6 +13,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.clientapp import ClientApp
 
 from syft_flwr.config import Identity
+from syft_flwr.crypto import create_party
 from syft_flwr.network import Network
 from syft_flwr.transport import DatasiteGrid, DatasiteNode, NodeResult
 from syft_flwr.utils import get_syftbox_dataset_path
@@ -33,7 +34,7 @@ def datasite(i: int) -> str:
 def create_identities(network: Network, emails: Sequence[str]) -> dict[str, Identity]:
     """Every party's identity and keys (message files are authenticated, bodies
     encrypted)."""
-    return {email: Identity.create(network, email) for email in emails}
+    return {email: create_party(network, email) for email in emails}
 
 
 def write_data(folder: Path, delta: Sequence[np.ndarray], num_examples: int) -> Path:

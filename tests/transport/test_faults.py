@@ -13,10 +13,9 @@ from flwr.app import ArrayRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp.strategy import FedAvg
 
-from syft_flwr.config import Identity
+from syft_flwr.crypto import MessageKeys, create_party
 from syft_flwr.network import atomic_write_bytes
 from syft_flwr.transport import DatasiteGrid, DatasiteNode, codec, flwr_compat
-from syft_flwr.transport.security import MessageKeys
 from tests.faults.helpers import wait_for
 from tests.support import captured_logs
 from tests.transport.helpers import AGGREGATOR, APP, datasite, federation, make_app, query_message
@@ -166,7 +165,7 @@ def _reply_file(grid: DatasiteGrid, request: Path, sender: str) -> Path:
     )
     reply = Message(message.content, reply_to=message)
     flwr_compat.set_message_id(reply, "ef" * 16 if sender == datasite(1) else "fe" * 16)
-    Identity.create(grid.network, sender)
+    create_party(grid.network, sender)
     encoded = codec.encode_message(
         reply,
         sender=sender,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from syft_flwr.config import flower_components
+from syft_flwr.errors import EXIT_USAGE, SyftFlwrError
 
 _lock = threading.Lock()
 
@@ -25,10 +26,12 @@ class FlowerApps:
     client_app: Any  # flwr.clientapp.ClientApp
 
 
-class AppLoadError(ImportError):
+class AppLoadError(SyftFlwrError, ImportError):
     """A component of ``[tool.flwr.app.components]`` could not be loaded (the module failed
     to import, has a syntax error, or lacks the attribute). The message is one line naming
     the component and the underlying exception, for an ``error: ...`` line."""
+
+    exit_code = EXIT_USAGE  # the app's code or its components table must be fixed
 
 
 def _resolve(ref: str) -> Any:

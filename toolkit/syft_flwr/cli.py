@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from syft_flwr.errors import EXIT_FAILED, SyftFlwrError, exit_code_of
+
 app = typer.Typer(
     help="Run Flower apps where the data lives: bootstrap, simulate, run the demo.",
     no_args_is_help=True,
@@ -13,7 +15,7 @@ app = typer.Typer(
 )
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = EXIT_FAILED) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
 
@@ -30,8 +32,8 @@ def bootstrap(
 
     try:
         main_path = do_bootstrap(project, aggregator, datasite, overwrite=overwrite)
-    except (OSError, ValueError) as exc:
-        _fail(str(exc))
+    except (SyftFlwrError, OSError, ValueError) as exc:
+        _fail(str(exc), EXIT_FAILED)  # 1 even for bad arguments, as this command always did
     typer.echo(f"bootstrapped {project}: {main_path} generated")
 
 
@@ -43,17 +45,14 @@ def run(
     timeout: float = typer.Option(None, help="seconds to wait for replies each round"),
 ) -> None:
     """Simulate the federation on mock data (one thread per datasite, real transport)."""
-    from syft_flwr.apps import AppLoadError
     from syft_flwr.runtime import parse_config
-    from syft_flwr.simulation import SimulationError
     from syft_flwr.simulation import run as simulate
 
     try:
         result = simulate(project, mock, run_config=parse_config(run_config), timeout=timeout)
-    except SimulationError as exc:
-        _fail(str(exc))
-    except (AppLoadError, OSError, ValueError) as exc:  # the app or the inputs are wrong
-        _fail(str(exc), code=2)
+    except (SyftFlwrError, OSError, ValueError) as exc:
+        # a failed run (SimulationError) exits 1; a wrong app (AppLoadError) or input exits 2
+        _fail(str(exc), exit_code_of(exc))
     typer.echo(
         f"simulation of {result.app_name} completed: {result.rounds} round(s), "
         f"{result.duration:.2f} s"
@@ -86,8 +85,8 @@ def status(
 
     try:
         status_main(root, key)
-    except (OSError, ValueError) as exc:
-        _fail(str(exc), code=2)
+    except (SyftFlwrError, OSError, ValueError) as exc:
+        _fail(str(exc), exit_code_of(exc))
 
 
 @app.command()
@@ -101,8 +100,8 @@ def dashboard(
 
     try:
         dashboard_main(root, key, port)
-    except (OSError, ValueError) as exc:
-        _fail(str(exc), code=2)
+    except (SyftFlwrError, OSError, ValueError) as exc:
+        _fail(str(exc), exit_code_of(exc))
 
 
 @app.command()

@@ -32,17 +32,14 @@ class Identity:
         return Network(self.network_root)
 
     @classmethod
-    def create(cls, network: Network, email: str) -> Identity:
-        """Write (or rewrite) the identity file of ``email`` on ``network``.
+    def write(cls, network: Network, email: str) -> Identity:
+        """Write (or rewrite) the identity file of ``email`` on ``network``; other fields of an
+        existing file are kept.
 
-        Also gives the party its Ed25519 (signing) and X25519 (encryption) keys if it has none
-        yet, and publishes their public halves (see :mod:`syft_flwr.keys`); existing keys are
-        kept.
+        This makes no keys: a new party is created with :func:`syft_flwr.crypto.create_party`,
+        which gives it keys and then calls this.
         """
-        from syft_flwr.keys import ensure_keys  # cryptography is loaded only when needed
-
         validate_email(email)
-        ensure_keys(network, email)
         path = network.identity_path(email)
         existing = read_json(path) if path.exists() else {}
         existing.update(

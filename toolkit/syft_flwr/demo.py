@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from syft_flwr.errors import SyftFlwrError
+
 if TYPE_CHECKING:
     from syft_flwr.rds.jobs import Job
     from syft_flwr.rds.runner import RunHandle
@@ -37,7 +39,7 @@ REVIEW_FILES = 20  # files listed in the data owner's review before "... and N m
 REVIEW_LINES = 40  # lines of the entrypoint shown in the review: all of a generated main.py
 
 
-class DemoError(RuntimeError):
+class DemoError(SyftFlwrError, RuntimeError):
     """A step of the demo failed; the message says which and why."""
 
 

@@ -29,6 +29,7 @@ from syft_flwr.config import (
     flower_run_config,
     load_project_config,
 )
+from syft_flwr.errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 from syft_flwr.utils import DATA_DIR_ENV
 
 if TYPE_CHECKING:
@@ -38,11 +39,6 @@ if TYPE_CHECKING:
     from syft_flwr.transport.settings import TransportSettings
 
 NODE_CONFIG_ENV = "SYFT_FLWR_NODE_CONFIG"
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_PARTIAL = 3  # the run finished, but some datasite failed or did not answer
 
 
 def parse_config(text: str | list[str] | None) -> dict[str, Any]:

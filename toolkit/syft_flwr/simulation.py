@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from syft_flwr import collector
-from syft_flwr.config import Identity, load_project_config
+from syft_flwr.config import load_project_config
+from syft_flwr.crypto import create_party
+from syft_flwr.errors import SyftFlwrError
 from syft_flwr.network.layout import Network
 from syft_flwr.party_logs import party_context, party_log_files
 from syft_flwr.runtime import datasite_node, describe_node_result, run_aggregator, run_config_for
@@ -41,7 +43,7 @@ OUTPUT_FOLDERS = ("figures", "weights")
 _STOP_GRACE = 30.0
 
 
-class SimulationError(RuntimeError):
+class SimulationError(SyftFlwrError, RuntimeError):
     """A simulated run failed; ``failures`` maps each failing party to the cause."""
 
     def __init__(self, message: str, failures: dict[str, str], log_dir: Path | None = None):
@@ -189,7 +191,7 @@ def run(
     parties = [*config.datasites, config.aggregator]
     _open_files_for(len(parties))
     for email in parties:  # keys to authenticate and encrypt every message file
-        Identity.create(network, email)
+        create_party(network, email)
     started = time.time()
     failures: dict[str, str] = {}
     node_results: dict[str, NodeResult] = {}
@@ -230,7 +232,10 @@ def run(
                 error = outcome.error
                 failures[config.aggregator] = f"ServerApp raised {type(error).__name__}: {error}"
             report = outcome.report
-            wait(served.values(), timeout=_STOP_GRACE)
+            if outcome.error is None:  # the stop messages went out: let them arrive
+                wait(served.values(), timeout=_STOP_GRACE)
+            else:  # some may not have: stop the nodes here
+                pool.shutdown()
             for email, future in served.items():
                 if not future.done():
                     unfinished.append(email)

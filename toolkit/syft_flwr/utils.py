@@ -12,14 +12,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from syft_flwr.errors import EXIT_USAGE, SyftFlwrError
+
 DATA_DIR_ENV = "DATA_DIR"
 _dataset_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
     "syft_flwr_dataset_path", default=None
 )
 
 
-class DatasetPathError(RuntimeError):
+class DatasetPathError(SyftFlwrError, RuntimeError):
     """The ClientApp asked for its data but the toolkit did not provide a data path."""
+
+    exit_code = EXIT_USAGE  # no data folder given
 
 
 @contextmanager

@@ -38,10 +38,6 @@ def run_events_path(project_dir: Path, run_id: int | str) -> Path:
     return run_dir(project_dir, run_id) / EVENTS_FILE
 
 
-def registrations_dir(network: Network, aggregator_email: str) -> Path:
-    return network.private_dir(aggregator_email) / RUNS_FOLDER
-
-
 def register_run(
     network: Network,
     aggregator_email: str,
@@ -54,7 +50,7 @@ def register_run(
     validate_email(aggregator_email)
     run_key = validate_name(str(run_id), "run id")
     project_dir = Path(project_dir).resolve()
-    path = registrations_dir(network, aggregator_email) / f"{run_key}.json"
+    path = network.run_registration_path(aggregator_email, run_key)
     now = time.time()
     atomic_write_json(
         path,
@@ -297,13 +293,6 @@ def summarize_events(run: RunInfo, *, aggregator_gone: bool = False) -> RunInfo:
     return run
 
 
-def _registration_files(network: Network) -> list[Path]:
-    private = network.root / "private"
-    if not private.is_dir():
-        return []
-    return sorted(private.glob(f"*/{RUNS_FOLDER}/*.json"))
-
-
 def _load_registration(path: Path) -> RunInfo | None:
     try:
         data = read_json(path)
@@ -336,7 +325,7 @@ def list_runs(
     """Every registered run on ``network`` (or of one ``aggregator``), newest first."""
     runs = []
     gone: dict[str, bool] = {}
-    for path in _registration_files(network):
+    for path in network.run_registration_paths():
         run = _load_registration(path)
         if run is None or (aggregator is not None and run.aggregator != aggregator):
             continue
@@ -355,8 +344,7 @@ def get_run(
         run_key = validate_name(str(run_id), "run id")
     except ValueError:
         return None
-    private = network.root / "private"
-    for path in sorted(private.glob(f"*/{RUNS_FOLDER}/{run_key}.json")):
+    for path in network.run_registration_paths(run_key):
         run = _load_registration(path)
         if run is not None and run.run_id == run_key:
             gone = _aggregator_gone(network, run.aggregator, offline_after)

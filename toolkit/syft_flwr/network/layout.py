@@ -1,12 +1,15 @@
-"""Every path of the network in one place (DESIGN §4).
+"""Every path of the network in one place.
 
 ```
 <root_dir>/<key>/
   datasites/<email>/public/datasets/<name>/     metadata, README, mock/
   datasites/<email>/public/status.json          heartbeat
+  datasites/<email>/public/keys.json            the party's public keys
   datasites/<email>/app_data/rds/jobs/<job_id>/ jobs submitted TO this datasite
   datasites/<email>/app_data/flwr/<app>/inbox/  Flower messages dropped for this party
   private/<email>/                              never shared: identity, data, runs, audit log
+  private/<email>/keys/                         the party's private keys
+  private/<email>/runs/<run_id>.json            a run the party aggregates (monitor)
   private/<email>/flwr/<app>/security.jsonl     every message file the party refused
 ```
 """
@@ -22,6 +25,8 @@ _EMAIL = re.compile(
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 SECURITY_LOG = "security.jsonl"
+PUBLIC_KEYS_FILE = "keys.json"
+RUNS_FOLDER = "runs"
 
 
 def validate_email(email: str) -> str:
@@ -69,6 +74,10 @@ class Network:
     def status_path(self, email: str) -> Path:
         return self.public_dir(email) / "status.json"
 
+    def public_keys_path(self, email: str) -> Path:
+        """``public/keys.json``: the public keys every other party reads."""
+        return self.public_dir(email) / PUBLIC_KEYS_FILE
+
     def datasets_dir(self, email: str) -> Path:
         return self.public_dir(email) / "datasets"
 
@@ -96,6 +105,22 @@ class Network:
 
     def identity_path(self, email: str) -> Path:
         return self.private_dir(email) / "identity.json"
+
+    def private_keys_dir(self, email: str) -> Path:
+        """``private/<email>/keys/``: the party's private keys (never shared)."""
+        return self.private_dir(email) / "keys"
+
+    def run_registrations_dir(self, email: str) -> Path:
+        """``private/<email>/runs/``: where the runs ``email`` aggregates are registered."""
+        return self.private_dir(email) / RUNS_FOLDER
+
+    def run_registration_path(self, email: str, run_id: int | str) -> Path:
+        return self.run_registrations_dir(email) / f"{validate_name(str(run_id), 'run id')}.json"
+
+    def run_registration_paths(self, run_id: int | str | None = None) -> list[Path]:
+        """The registrations of every party's runs (or of run ``run_id`` only), sorted."""
+        name = "*" if run_id is None else validate_name(str(run_id), "run id")
+        return sorted((self.root / "private").glob(f"*/{RUNS_FOLDER}/{name}.json"))
 
     def flwr_private_dir(self, email: str, app_name: str) -> Path:
         """``private/<email>/flwr/<app>/``: a party's own records for an app."""

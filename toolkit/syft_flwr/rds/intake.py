@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from syft_flwr.keys import (
+from syft_flwr.crypto import (
     PublicKeysInvalidError,
     PublicKeysNotFoundError,
     SignatureError,

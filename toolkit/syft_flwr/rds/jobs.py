@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from syft_flwr.keys import SignatureError, split_signature, verify_document
+from syft_flwr.crypto import SignatureError, split_signature, verify_document
 from syft_flwr.network.atomic import TMP_PREFIX, atomic_write_json, is_temporary
 from syft_flwr.network.layout import validate_name
 from syft_flwr.rds._files import (

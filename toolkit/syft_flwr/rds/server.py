@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from syft_flwr.config import Identity
+from syft_flwr.crypto import create_party
 from syft_flwr.network.layout import Network, validate_email
 from syft_flwr.rds.audit import AuditLog
 from syft_flwr.rds.code import DEFAULT_LIMITS, SubmissionLimits
@@ -234,5 +235,5 @@ def setup_rds_server(
         network.private_dir(email),
     ):
         folder.mkdir(parents=True, exist_ok=True)
-    identity = Identity.create(network, email)
+    identity = create_party(network, email)
     return RDSServer(RDSClient(email=email, network=network, identity=identity), limits, intake)

@@ -20,7 +20,7 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from syft_flwr.keys import SignatureError, read_regular_file, sign_document, verify_document
+from syft_flwr.crypto import SignatureError, read_regular_file, sign_document, verify_document
 from syft_flwr.network.atomic import atomic_write_json
 from syft_flwr.network.layout import Network
 

@@ -16,7 +16,7 @@ Layout of a message file (all integers big-endian)::
                     [1:]  the detached Array bytes, in content order
 
 ``mac`` authenticates the header's bytes exactly as written, under a key only the sender and
-the recipient can derive, one per direction (:mod:`syft_flwr.transport.security`). The
+the recipient can derive, one per direction (:mod:`syft_flwr.crypto.messages`). The
 reader checks it over the bytes it read, so the header is serialized once and never put in
 canonical form. Since the header holds the body's checksums, the MAC covers the whole file.
 An all-zero MAC means the file is unauthenticated (it is refused as such).
@@ -25,7 +25,7 @@ A body is either plain, with SHA-256 checksums of each ``chunk_size`` bytes of e
 (``checksum_algo`` "sha256"; a cryptographic hash, since the MAC relies on it), or
 encrypted to the recipient (``encryption`` = {"alg", "salt"}, ``checksum_algo``
 "aes-256-gcm"): each segment is AES-256-GCM ciphertext followed by its 16-byte tag, and the
-header's checksum of a segment is that tag. See :mod:`syft_flwr.transport.security`.
+header's checksum of a segment is that tag. See :mod:`syft_flwr.crypto.messages`.
 
 Detaching the array bytes lets a 100 MB ArrayRecord go from ``Array.data`` to the file and
 from the file to ``Array.data`` with one copy each way (flwr's serde copies it several
@@ -60,12 +60,12 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flwr.app import Array, ArrayRecord, Message, RecordDict
 
-from syft_flwr import keys as keys_module
-from syft_flwr.network import validate_email, validate_name
-from syft_flwr.transport import flwr_compat
-from syft_flwr.transport.errors import MessageFileError
-from syft_flwr.transport.ids import is_message_id, new_message_id
-from syft_flwr.transport.security import (
+from syft_flwr.crypto.errors import (
+    MessageAuthError,
+    PublicKeysInvalidError,
+    PublicKeysNotFoundError,
+)
+from syft_flwr.crypto.messages import (
     CIPHER,
     MAC_BYTES,
     SALT_BYTES,
@@ -74,6 +74,10 @@ from syft_flwr.transport.security import (
     segment_aad,
     segment_nonce,
 )
+from syft_flwr.network import validate_email, validate_name
+from syft_flwr.transport import flwr_compat
+from syft_flwr.transport.errors import MessageFileError
+from syft_flwr.transport.ids import is_message_id, new_message_id
 from syft_flwr.transport.settings import MAX_CLOCK_SKEW
 
 __all__ = ["MessageFileError"]
@@ -666,7 +670,10 @@ def read_envelope(
             sender=claimed,
         )
     # the bytes read, exactly as the sender wrote and authenticated them
-    keys.check_mac(sender=claimed, recipient=recipient, data=header, mac=mac)
+    try:
+        keys.check_mac(sender=claimed, recipient=recipient, data=header, mac=mac)
+    except MessageAuthError as exc:
+        raise MessageFileError(exc.reason, kind="bad-mac", sender=exc.sender) from None
     return envelope
 
 
@@ -738,7 +745,7 @@ def _read_encrypted(
             message_id=envelope.message_id,
             salt=base64.b64decode(envelope.encryption_salt),
         )
-    except (keys_module.PublicKeysNotFoundError, keys_module.PublicKeysInvalidError) as exc:
+    except (PublicKeysNotFoundError, PublicKeysInvalidError) as exc:
         raise MessageFileError(
             f"cannot decrypt: {exc}", kind="bad-mac", sender=envelope.sender
         ) from None

@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 from flwr.app import Message
 
+from syft_flwr.crypto import MessageKeys
 from syft_flwr.network import DirectoryWatcher, Network, validate_email, validate_name
 from syft_flwr.transport.codec import (
     FILE_SUFFIX,
@@ -37,7 +38,6 @@ from syft_flwr.transport.codec import (
 )
 from syft_flwr.transport.inbox import InboxFile, list_inbox, refuse, remove, write_message
 from syft_flwr.transport.report import QuarantinedFile
-from syft_flwr.transport.security import MessageKeys
 from syft_flwr.transport.settings import POLL_INTERVAL, TransportSettings
 
 #: what a screen returns to take a file without reading its body: the file is removed and
@@ -113,15 +113,17 @@ class Endpoint:
     def watching(self) -> bool:
         return self._watcher is not None
 
-    def files(self) -> list[os.DirEntry[str]] | list[InboxFile]:
+    def files(self, *, scan: bool = False) -> list[os.DirEntry[str]] | list[InboxFile]:
         """The inbox files to read now: those that arrived since the last call, as the
         watcher names them, or the whole inbox when it cannot (at first, after lost events,
-        when polling). Files that were refused but could not be moved are left out."""
+        when polling) or ``scan`` asks for it (what is there *now*: the watcher's thread may
+        not have handed on a file written a moment ago). Files that were refused but could
+        not be moved are left out."""
         watcher = self._watcher
         if watcher is None:
             raise RuntimeError(f"{self.email}'s endpoint for {self.app_name} is not open")
         names = watcher.arrivals()
-        if names is None:
+        if names is None or scan:
             found: list = list_inbox(self.inbox)
         else:
             folder = os.fspath(self.inbox)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from syft_flwr.errors import SyftFlwrError
+
 #: what a refusal was about; ``security.jsonl`` and the reports count refusals by kind
 KINDS = (
     "malformed",  # not a message file of this format (magic, version, header, truncation)
@@ -19,7 +21,7 @@ KINDS = (
 )
 
 
-class MessageFileError(ValueError):
+class MessageFileError(SyftFlwrError, ValueError):
     """A message file failed validation.
 
     ``reason`` says why in words, ``kind`` (one of :data:`KINDS`) what sort of refusal it is,

@@ -14,7 +14,7 @@ from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.serverapp import Grid
 from loguru import logger
 
-from syft_flwr import keys as keys_module
+from syft_flwr import crypto as keys_module
 from syft_flwr.network import Network, validate_email
 from syft_flwr.transport import flwr_compat
 from syft_flwr.transport.codec import (
@@ -71,7 +71,7 @@ class DatasiteGrid(Grid):
     observer that raises is logged and ignored. Call :meth:`finish` (or :meth:`close`) at
     the end of the run.
 
-    The aggregator needs its keys on this machine (``Identity.create`` or
+    The aggregator needs its keys on this machine (``syft_flwr.crypto.create_party`` or
     ``setup_rds_server`` makes them); a datasite that never published keys cannot be sent
     encrypted messages and is reported as not answering.
     """
@@ -277,7 +277,7 @@ class DatasiteGrid(Grid):
         """Replies that have arrived for ``message_ids`` (each is returned once)."""
         with self._lock:
             self._check_open()
-            self._collect(self.endpoint.files())
+            self._collect(self.endpoint.files(scan=True))
             out = []
             for message_id in message_ids:
                 reply = self._replies.pop(message_id, None)
@@ -374,9 +374,11 @@ class DatasiteGrid(Grid):
 
     # -- syft_flwr extras --------------------------------------------------------------------
     def stop_datasites(self) -> None:
-        """Tell every datasite node of this app to stop serving."""
+        """Tell every datasite node of this app to stop serving. Every datasite is tried;
+        if a stop message could not be written, the first such OSError is raised after."""
         with self._lock:
-            sent = []
+            sent: list[str] = []
+            failed: OSError | None = None
             for email in self.datasites:
                 try:
                     encoded = encode_stop(
@@ -387,9 +389,16 @@ class DatasiteGrid(Grid):
                     )
                 except (keys_module.PublicKeysNotFoundError, keys_module.PublicKeysInvalidError):
                     continue  # nothing could be sent to it either (see push_messages)
-                self.endpoint.send(encoded, email)
+                try:
+                    self.endpoint.send(encoded, email)
+                except OSError as exc:
+                    failed = failed or exc
+                    continue
                 sent.append(email)
-            logger.info(f"sent stop to {', '.join(sent) or 'no datasite'} (app {self.app_name})")
+            shown = ", ".join(sent) if len(sent) <= 5 else f"{len(sent)} datasites"
+            logger.info(f"sent stop to {shown or 'no datasite'} (app {self.app_name})")
+            if failed is not None:
+                raise failed
 
     def finish(self, ok: bool | None = None, failures: dict[str, str] | None = None) -> None:
         """Tell the observer the run is over (once). ``ok``/``failures`` default to what

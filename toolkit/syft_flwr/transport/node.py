@@ -243,6 +243,7 @@ class DatasiteNode:
             if self.drain():
                 last_activity = time.monotonic()
                 if result.reason == "stop-message":
+                    logger.info(f"{self.email}: stop message received; {self._summary(result)}")
                     return result
             if self._garbage >= COLLECT_AFTER_BYTES:
                 if self._garbage < COLLECT_NOW_BYTES and self.endpoint.wait(QUIET_BEFORE_COLLECT):
@@ -273,7 +274,6 @@ class DatasiteNode:
             handled = True
             if self._handle(entry) == "stop":
                 self.result.reason = "stop-message"
-                logger.debug(f"{self.email}: stop message received; {self._summary(self.result)}")
                 break
         return handled
 

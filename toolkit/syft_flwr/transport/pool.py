@@ -62,6 +62,8 @@ class NodePool:
             with self._lock:
                 del self._served[id(node)]
             raise
+        with context():
+            logger.debug(f"{node.email}: serving app {node.app_name} from {node.inbox}")
         self._schedule(served)  # the files that came before the watch began
         return served.future
 

@@ -1,4 +1,4 @@
-"""A party's keys: Ed25519 to sign, X25519 to receive encrypted bodies.
+"""A party's keys on disk: Ed25519 to sign, X25519 to agree on message keys.
 
 ```
 private/<email>/keys/ed25519.pem     signing key (PKCS#8 PEM, mode 0600, never shared)
@@ -8,12 +8,7 @@ datasites/<email>/public/keys.json   {"version", "email", "ed25519", "x25519", "
 ```
 
 :func:`ensure_keys` creates the missing keys of a party and publishes their public halves; it is
-idempotent (:meth:`Identity.create` calls it). :func:`sign` / :func:`verify` work on raw bytes;
-:func:`sign_document` / :func:`verify_document` sign a JSON object under a *domain* (a string that
-names what is signed, e.g. ``"rds.job_request.v1"``), so that a signature made for one purpose is
-never valid for another. :func:`seal` / :func:`unseal` encrypt a body for one recipient
-(ephemeral X25519 + HKDF-SHA256 + ChaCha20-Poly1305, like a libsodium sealed box: the sender is
-anonymous, so sign what you seal when the recipient must know who sent it).
+idempotent. :func:`public_keys` reads what another party published.
 
 Loaded keys are cached per process, keyed by path and the file's (mtime, size, inode): a key
 that is replaced on disk is read again, an unchanged one is never re-parsed.
@@ -34,65 +29,40 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from loguru import logger
 
+from syft_flwr.crypto.errors import (
+    PrivateKeysNotFoundError,
+    PublicKeysInvalidError,
+    PublicKeysNotFoundError,
+)
 from syft_flwr.network.atomic import atomic_write_json
 from syft_flwr.network.files import file_lock
 from syft_flwr.network.layout import Network, validate_email
 
-if TYPE_CHECKING:
-    from syft_flwr.config import Identity
-
 KEYS_VERSION = 1
 SIGNING_KEY_FILE = "ed25519.pem"
 ENCRYPTION_KEY_FILE = "x25519.pem"
-PUBLIC_KEYS_FILE = "keys.json"
 #: keys.json is tiny; anything larger is not one (and is never read whole).
 MAX_PUBLIC_KEYS_BYTES = 16 * 1024
-SIGNATURE_BYTES = 64
-SEAL_MAGIC = b"SFS1"
-_SEAL_INFO = b"syft_flwr seal v1"
-_NONCE_BYTES = 12
 
 
-class SignatureError(ValueError):
-    """A signature is missing, malformed, or not made by the party it claims."""
+class KeyOwner(Protocol):
+    """A party whose private keys are on this machine (e.g. a ``config.Identity``)."""
 
+    @property
+    def email(self) -> str: ...
 
-class PublicKeysNotFoundError(FileNotFoundError):
-    """The party never published keys (``datasites/<email>/public/keys.json`` is missing)."""
-
-
-class PublicKeysInvalidError(ValueError):
-    """The party's published ``keys.json`` is unreadable, malformed or for another email."""
-
-
-class DecryptionError(ValueError):
-    """A sealed body cannot be opened: not for this key, altered, or not a sealed body."""
-
-
-# -- paths ------------------------------------------------------------------------------------
-def private_keys_dir(network: Network, email: str) -> Path:
-    return network.private_dir(email) / "keys"
-
-
-def public_keys_path(network: Network, email: str) -> Path:
-    return network.public_dir(email) / PUBLIC_KEYS_FILE
-
-
-def _identity_keys_dir(identity: Identity) -> Path:
-    return private_keys_dir(identity.network, identity.email)
+    @property
+    def network(self) -> Network: ...
 
 
 # -- the cache --------------------------------------------------------------------------------
@@ -164,11 +134,12 @@ def _pem(key: Ed25519PrivateKey | X25519PrivateKey) -> bytes:
     )
 
 
-def _raw_public(key: Ed25519PublicKey | X25519PublicKey) -> bytes:
+def raw_public(key: Ed25519PublicKey | X25519PublicKey) -> bytes:
+    """The 32 raw bytes of a public key (what keys.json holds, base64)."""
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
-def _b64(data: bytes) -> str:
+def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
@@ -179,7 +150,7 @@ def ensure_keys(network: Network, email: str) -> PublicKeys:
     not hold the public halves of the private keys (its ``created_at`` is kept otherwise).
     """
     validate_email(email)
-    folder = private_keys_dir(network, email)
+    folder = network.private_keys_dir(email)
     with _locked(folder):
         for name, make in (
             (SIGNING_KEY_FILE, Ed25519PrivateKey.generate),
@@ -190,8 +161,7 @@ def ensure_keys(network: Network, email: str) -> PublicKeys:
                 logger.debug(f"created {name} for {email} in {folder}")
         signing = _load_private(folder / SIGNING_KEY_FILE, Ed25519PrivateKey)
         encryption = _load_private(folder / ENCRYPTION_KEY_FILE, X25519PrivateKey)
-        ed, x = _raw_public(signing.public_key()), _raw_public(encryption.public_key())
-        path = public_keys_path(network, email)
+        ed, x = raw_public(signing.public_key()), raw_public(encryption.public_key())
         try:
             published = public_keys(network, email)
             if published.ed25519_bytes == ed and published.x25519_bytes == x:
@@ -199,12 +169,12 @@ def ensure_keys(network: Network, email: str) -> PublicKeys:
         except (PublicKeysNotFoundError, PublicKeysInvalidError):
             pass
         atomic_write_json(
-            path,
+            network.public_keys_path(email),
             {
                 "version": KEYS_VERSION,
                 "email": email,
-                "ed25519": _b64(ed),
-                "x25519": _b64(x),
+                "ed25519": b64(ed),
+                "x25519": b64(x),
                 "created_at": datetime.now(UTC).isoformat(),
             },
         )
@@ -231,20 +201,23 @@ def _load_private(path: Path, kind: type[K]) -> K:
     try:
         return _cached(path, parse)
     except FileNotFoundError:
-        raise FileNotFoundError(
+        raise PrivateKeysNotFoundError(
             f"no private key {path}: create the party's keys with "
-            "setup_rds_server(email=..., root_dir=...) (or Identity.create) on this machine"
+            "setup_rds_server(email=..., root_dir=...) (or syft_flwr.crypto.create_party) on "
+            "this machine"
         ) from None
 
 
-def load_signing_key(identity: Identity) -> Ed25519PrivateKey:
-    """The party's Ed25519 private key (FileNotFoundError if it has none)."""
-    return _load_private(_identity_keys_dir(identity) / SIGNING_KEY_FILE, Ed25519PrivateKey)
+def load_signing_key(owner: KeyOwner) -> Ed25519PrivateKey:
+    """The party's Ed25519 private key (PrivateKeysNotFoundError if it has none)."""
+    path = owner.network.private_keys_dir(owner.email) / SIGNING_KEY_FILE
+    return _load_private(path, Ed25519PrivateKey)
 
 
-def load_encryption_key(identity: Identity) -> X25519PrivateKey:
-    """The party's X25519 private key (FileNotFoundError if it has none)."""
-    return _load_private(_identity_keys_dir(identity) / ENCRYPTION_KEY_FILE, X25519PrivateKey)
+def load_encryption_key(owner: KeyOwner) -> X25519PrivateKey:
+    """The party's X25519 private key (PrivateKeysNotFoundError if it has none)."""
+    path = owner.network.private_keys_dir(owner.email) / ENCRYPTION_KEY_FILE
+    return _load_private(path, X25519PrivateKey)
 
 
 # -- public keys ------------------------------------------------------------------------------
@@ -259,11 +232,11 @@ class PublicKeys:
 
     @property
     def ed25519_bytes(self) -> bytes:
-        return _raw_public(self.ed25519)
+        return raw_public(self.ed25519)
 
     @property
     def x25519_bytes(self) -> bytes:
-        return _raw_public(self.x25519)
+        return raw_public(self.x25519)
 
     @property
     def fingerprint(self) -> str:
@@ -310,7 +283,7 @@ def public_keys(network: Network, email: str) -> PublicKeys:
     is malformed or names another party.
     """
     validate_email(email)
-    path = public_keys_path(network, email)
+    path = network.public_keys_path(email)
 
     def parse(p: Path, st: os.stat_result) -> PublicKeys:
         try:
@@ -346,134 +319,3 @@ def public_keys(network: Network, email: str) -> PublicKeys:
         raise PublicKeysInvalidError(
             f"the published keys of {email} ({path}) are unusable: {exc}"
         ) from exc
-
-
-# -- signatures -------------------------------------------------------------------------------
-def sign(identity: Identity, data: bytes) -> bytes:
-    """A 64-byte Ed25519 signature of ``data`` by ``identity``."""
-    return load_signing_key(identity).sign(bytes(data))
-
-
-def verify_with(public_key: Ed25519PublicKey | bytes, data: bytes, signature: bytes) -> None:
-    """Check ``signature`` over ``data`` with ``public_key``; SignatureError if it is not valid."""
-    if not isinstance(signature, bytes | bytearray) or len(signature) != SIGNATURE_BYTES:
-        raise SignatureError(f"a signature is {SIGNATURE_BYTES} bytes; got {signature!r:.40}")
-    try:
-        if isinstance(public_key, bytes | bytearray):
-            public_key = Ed25519PublicKey.from_public_bytes(bytes(public_key))
-        public_key.verify(bytes(signature), bytes(data))
-    except InvalidSignature:
-        raise SignatureError("the signature does not match the data and key") from None
-    except ValueError as exc:
-        raise SignatureError(f"unusable public key: {exc}") from exc
-
-
-def verify(network: Network, email: str, data: bytes, signature: bytes) -> None:
-    """Check that ``email`` signed ``data``; SignatureError (with why) otherwise."""
-    try:
-        keys = public_keys(network, email)
-    except (PublicKeysNotFoundError, PublicKeysInvalidError, ValueError) as exc:
-        raise SignatureError(f"cannot check a signature of {email!r}: {exc}") from exc
-    try:
-        verify_with(keys.ed25519, data, signature)
-    except SignatureError as exc:
-        raise SignatureError(
-            f"not signed by {email} (key {keys.fingerprint}): {exc}; the data was altered after "
-            "signing or signed by someone else"
-        ) from None
-
-
-# -- signed JSON documents --------------------------------------------------------------------
-SIGNATURE_FIELD = "signature"
-
-
-def canonical_json(obj: Any) -> bytes:
-    """The one byte form of a JSON value that is signed: sorted keys, no spaces, ASCII only."""
-    return json.dumps(
-        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    ).encode("ascii")
-
-
-def signed_bytes(domain: str, payload: dict[str, Any]) -> bytes:
-    """What is signed for ``payload`` under ``domain``."""
-    return b"syft_flwr:" + domain.encode("ascii") + b"\n" + canonical_json(payload)
-
-
-def sign_document(identity: Identity, domain: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """``payload`` plus a ``"signature"`` field (base64) by ``identity`` under ``domain``."""
-    if SIGNATURE_FIELD in payload:
-        raise ValueError(f"the payload already has a {SIGNATURE_FIELD!r} field")
-    return {**payload, SIGNATURE_FIELD: _b64(sign(identity, signed_bytes(domain, payload)))}
-
-
-def split_signature(document: Any) -> tuple[dict[str, Any], bytes]:
-    """``(payload, signature)`` of a signed document; SignatureError if it has no signature."""
-    if not isinstance(document, dict):
-        raise SignatureError("a signed document is a JSON object")
-    sig = document.get(SIGNATURE_FIELD)
-    if sig is None:
-        raise SignatureError("it is not signed (no 'signature' field)")
-    try:
-        raw = base64.b64decode(sig.encode("ascii"), validate=True)
-    except (AttributeError, ValueError, binascii.Error, UnicodeEncodeError):
-        raise SignatureError("its 'signature' field is not base64") from None
-    if len(raw) != SIGNATURE_BYTES:
-        raise SignatureError(f"its signature is {len(raw)} bytes, not {SIGNATURE_BYTES}")
-    return {k: v for k, v in document.items() if k != SIGNATURE_FIELD}, raw
-
-
-def verify_document(network: Network, email: str, domain: str, document: Any) -> dict[str, Any]:
-    """The payload of ``document`` if ``email`` signed it under ``domain``; else SignatureError."""
-    payload, sig = split_signature(document)
-    try:
-        data = signed_bytes(domain, payload)
-    except (TypeError, ValueError) as exc:  # e.g. NaN, which canonical JSON refuses
-        raise SignatureError(f"the document cannot be put in canonical form: {exc}") from exc
-    verify(network, email, data, sig)
-    return payload
-
-
-# -- sealed bodies ----------------------------------------------------------------------------
-def _seal_key(shared: bytes, ephemeral: bytes, recipient: bytes) -> bytes:
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_SEAL_INFO)
-    return hkdf.derive(shared + ephemeral + recipient)
-
-
-def seal(
-    network: Network, recipient: str, plaintext: bytes, *, associated_data: bytes = b""
-) -> bytes:
-    """Encrypt ``plaintext`` so that only ``recipient`` (its X25519 key) can read it.
-
-    ``associated_data`` (e.g. a message id) is authenticated, not encrypted: :func:`unseal`
-    must be given the same bytes.
-    """
-    recipient_key = public_keys(network, recipient).x25519
-    ephemeral = X25519PrivateKey.generate()
-    eph_pub = _raw_public(ephemeral.public_key())
-    key = _seal_key(ephemeral.exchange(recipient_key), eph_pub, _raw_public(recipient_key))
-    nonce = os.urandom(_NONCE_BYTES)
-    body = ChaCha20Poly1305(key).encrypt(nonce, bytes(plaintext), associated_data)
-    return SEAL_MAGIC + eph_pub + nonce + body
-
-
-def unseal(identity: Identity, sealed: bytes, *, associated_data: bytes = b"") -> bytes:
-    """Open a body :func:`seal` made for ``identity``; DecryptionError if that fails."""
-    head = len(SEAL_MAGIC) + 32 + _NONCE_BYTES
-    if not isinstance(sealed, bytes | bytearray) or len(sealed) < head + 16:
-        raise DecryptionError("not a sealed body: too short")
-    if sealed[: len(SEAL_MAGIC)] != SEAL_MAGIC:
-        raise DecryptionError("not a sealed body: wrong magic bytes")
-    eph_pub = bytes(sealed[len(SEAL_MAGIC) : len(SEAL_MAGIC) + 32])
-    nonce = bytes(sealed[len(SEAL_MAGIC) + 32 : head])
-    private = load_encryption_key(identity)
-    try:
-        shared = private.exchange(X25519PublicKey.from_public_bytes(eph_pub))
-    except ValueError as exc:  # an all-zero shared secret: a malicious ephemeral key
-        raise DecryptionError(f"not a sealed body: {exc}") from exc
-    key = _seal_key(shared, eph_pub, _raw_public(private.public_key()))
-    try:
-        return ChaCha20Poly1305(key).decrypt(nonce, bytes(sealed[head:]), associated_data)
-    except InvalidTag:
-        raise DecryptionError(
-            f"the body was not sealed for {identity.email}, or it was altered"
-        ) from None

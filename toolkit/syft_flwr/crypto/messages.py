@@ -1,7 +1,7 @@
 """Who wrote a message file, and who can read its body.
 
-Both rest on the X25519 keys each party publishes (:mod:`syft_flwr.keys`). The sender's
-private key and the recipient's public key agree on a secret only the two of them can
+Both rest on the X25519 keys each party publishes (:mod:`syft_flwr.crypto.keystore`). The
+sender's private key and the recipient's public key agree on a secret only the two of them can
 compute (NaCl's ``crypto_box`` authenticates its sender the same way):
 
 - **Who wrote it**: the header, which holds the body's checksums, carries an HMAC-SHA256
@@ -19,6 +19,8 @@ compute (NaCl's ``crypto_box`` authenticates its sender the same way):
   sync in between only ever sees ciphertext.
 
 :class:`MessageKeys` is one party's view: its own private key and the others' public keys.
+It knows nothing of message files: :meth:`MessageKeys.check_mac` raises
+:class:`~syft_flwr.crypto.errors.MessageAuthError`, which the codec turns into a refusal.
 """
 
 from __future__ import annotations
@@ -31,10 +33,13 @@ import time
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from syft_flwr import keys
-from syft_flwr.config import Identity
-from syft_flwr.network import Network, validate_email
-from syft_flwr.transport.errors import MessageFileError
+from syft_flwr.crypto import keystore
+from syft_flwr.crypto.errors import (
+    MessageAuthError,
+    PublicKeysInvalidError,
+    PublicKeysNotFoundError,
+)
+from syft_flwr.network.layout import Network, validate_email
 
 MAC_BYTES = 32
 CIPHER = "x25519-hkdf-sha256-aes-256-gcm"
@@ -50,46 +55,43 @@ class MessageKeys:
     authenticate what it writes and to open bodies sent to it) and the published public keys
     of the others.
 
-    Keys are read through :mod:`syft_flwr.keys` and kept for ``refresh`` seconds before the
-    files are checked again (a message costs a few microseconds of key handling, not a
-    dozen path lookups). Raises FileNotFoundError at once, with what to do, if the party has
-    no keys here.
+    Keys are read through :mod:`syft_flwr.crypto.keystore` and kept for ``refresh`` seconds
+    before the files are checked again (a message costs a few microseconds of key handling,
+    not a dozen path lookups). Raises PrivateKeysNotFoundError (a FileNotFoundError) at once,
+    with what to do, if the party has no keys here.
     """
 
     def __init__(self, network: Network, email: str, *, refresh: float = 2.0) -> None:
         self.network = network
         self.email = validate_email(email)
-        self.identity = Identity(
-            email=self.email, network_root=network.root, path=network.identity_path(self.email)
-        )
         self.refresh = refresh
         self._lock = threading.Lock()
         self._own: tuple[float, X25519PrivateKey] | None = None
-        self._peers: dict[str, tuple[float, keys.PublicKeys]] = {}
+        self._peers: dict[str, tuple[float, keystore.PublicKeys]] = {}
         #: (sender, recipient) -> (own private key, peer's published keys, MAC key, body key):
         #: derived once per pair of keys (the loaders return the same objects until a key
         #: file changes)
         self._direction_keys: dict[
-            tuple[str, str], tuple[X25519PrivateKey, keys.PublicKeys, bytes, bytes]
+            tuple[str, str], tuple[X25519PrivateKey, keystore.PublicKeys, bytes, bytes]
         ] = {}
-        self._own_key()  # fail early, with the keys module's advice
+        self._own_key()  # fail early, with the keystore's advice
 
     # -- key lookups --------------------------------------------------------------------------
     def _own_key(self) -> X25519PrivateKey:
         now = time.monotonic()
         own = self._own
         if own is None or now - own[0] > self.refresh:
-            own = (now, keys.load_encryption_key(self.identity))
+            own = (now, keystore.load_encryption_key(self))  # self is a KeyOwner
             self._own = own
         return own[1]
 
-    def public_keys(self, peer: str) -> keys.PublicKeys:
+    def public_keys(self, peer: str) -> keystore.PublicKeys:
         """``peer``'s published keys (PublicKeysNotFoundError/PublicKeysInvalidError)."""
         now = time.monotonic()
         hit = self._peers.get(peer)
         if hit is not None and now - hit[0] <= self.refresh:
             return hit[1]
-        published = keys.public_keys(self.network, peer)
+        published = keystore.public_keys(self.network, peer)
         with self._lock:
             if len(self._peers) >= _MAX_PAIRS:
                 self._peers.clear()
@@ -108,9 +110,7 @@ class MessageKeys:
         try:
             secret = private.exchange(published.x25519)
         except ValueError as exc:  # a low-order public key: all-zero shared secret
-            raise keys.PublicKeysInvalidError(
-                f"{peer}'s encryption key is unusable: {exc}"
-            ) from exc
+            raise PublicKeysInvalidError(f"{peer}'s encryption key is unusable: {exc}") from exc
         direction = b"|".join((sender.encode(), recipient.encode()))
         mac_key = hkdf_sha256(secret, b"", _MAC_INFO + b"|" + direction)
         body_key = hkdf_sha256(secret, b"", _BODY_INFO + b"|" + direction)
@@ -126,22 +126,18 @@ class MessageKeys:
         return hmac.digest(self._keys_for(sender, recipient)[0], data, "sha256")
 
     def check_mac(self, *, sender: str, recipient: str, data: bytes, mac: bytes) -> None:
-        """MessageFileError (kind ``bad-mac``) unless ``sender`` wrote ``data`` for
-        ``recipient`` (this party)."""
+        """MessageAuthError unless ``sender`` wrote ``data`` for ``recipient`` (this party)."""
         try:
             expected = self.mac(sender=sender, recipient=recipient, data=data)
-        except (keys.PublicKeysNotFoundError, keys.PublicKeysInvalidError) as exc:
-            raise MessageFileError(
-                f"bad MAC: cannot check that {sender} wrote the file: {exc}",
-                kind="bad-mac",
-                sender=sender,
+        except (PublicKeysNotFoundError, PublicKeysInvalidError) as exc:
+            raise MessageAuthError(
+                f"bad MAC: cannot check that {sender} wrote the file: {exc}", sender=sender
             ) from None
         if not hmac.compare_digest(expected, mac):
             fingerprint = self.public_keys(sender).fingerprint
-            raise MessageFileError(
+            raise MessageAuthError(
                 f"bad MAC: not written by {sender} (key {fingerprint}) for {recipient}; the "
                 "file was altered after it was written, or written by someone else",
-                kind="bad-mac",
                 sender=sender,
             )
 
