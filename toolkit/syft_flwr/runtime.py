@@ -106,8 +106,7 @@ def run_aggregator(
         from syft_flwr.apps import load_server_app
         from syft_flwr.monitor import (
             Heartbeat,
-            HeartbeatObserver,
-            ObserverFanout,
+            HeartbeatSubscriber,
             monitor_run,
             wait_for_datasites,
         )
@@ -139,7 +138,7 @@ def run_aggregator(
             timeout=timeout,
             run_id=run_id,
             run_config=full_config,
-            observer=ObserverFanout(monitor, HeartbeatObserver(heartbeat)),
+            subscribers=[monitor, HeartbeatSubscriber(heartbeat)],
         )
         outcome = AggregatorOutcome(report=grid.report)
         try:

@@ -145,7 +145,7 @@ def run(
     _check_inputs(project_dir, mocks, config.datasites)
     with collector.loading_long_lived():  # flwr, the transport and the app load here
         from syft_flwr.apps import load_apps
-        from syft_flwr.monitor import Heartbeat, HeartbeatObserver, ObserverFanout, monitor_run
+        from syft_flwr.monitor import Heartbeat, HeartbeatSubscriber, monitor_run
         from syft_flwr.transport import DatasiteGrid, DatasiteNode
 
         apps = load_apps(project_dir)
@@ -187,7 +187,7 @@ def run(
             timeout=timeout,
             run_id=run_id,
             run_config=full_config,
-            observer=ObserverFanout(monitor, HeartbeatObserver(heartbeats[config.aggregator])),
+            subscribers=[monitor, HeartbeatSubscriber(heartbeats[config.aggregator])],
         )
         nodes = {
             email: DatasiteNode(

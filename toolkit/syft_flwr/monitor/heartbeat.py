@@ -1,9 +1,10 @@
 """Heartbeats: each party says every few seconds that it is alive, how loaded it is and what runs.
 
-A :class:`Heartbeat` owns ``datasites/<email>/public/status.json`` (DESIGN §4): a daemon thread
+A :class:`Heartbeat` owns ``datasites/<email>/public/status.json``: a daemon thread
 rewrites it atomically every ``interval`` seconds, and marks it offline on exit. Readers
 (:mod:`syft_flwr.monitor.participants`) treat a file older than ``offline_after`` as offline,
-so a crashed process goes offline by itself.
+so a crashed process goes offline by itself. :class:`HeartbeatSubscriber` keeps the
+aggregator's heartbeat in step with its run's events.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import psutil
 from loguru import logger
 
+from syft_flwr.events import Event, RoundStarted, RunFinished, RunStarted
 from syft_flwr.network.atomic import atomic_write_json
 from syft_flwr.network.layout import Network, validate_email
 
@@ -148,3 +150,20 @@ class Heartbeat:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             self.beat()
+
+
+class HeartbeatSubscriber:
+    """Keeps a :class:`Heartbeat`'s ``running`` (job, app, round) in step with a run's events."""
+
+    def __init__(self, heartbeat: Heartbeat, job: str | None = None):
+        self.heartbeat = heartbeat
+        self.job = job
+
+    def on_event(self, event: Event) -> None:
+        match event:
+            case RunStarted(app=app):
+                self.heartbeat.update(job=self.job, app=app, round=None)
+            case RoundStarted(round=round_):
+                self.heartbeat.update(round=round_)
+            case RunFinished():
+                self.heartbeat.update(job=None, app=None, round=None)
