@@ -1,7 +1,7 @@
 """A live producer for the monitor tests: a thread that plays a federation round by round.
 
 It publishes real heartbeats for the aggregator and the datasites, registers a run, feeds a
-real RunMonitor the calls DatasiteGrid makes, and drops a PNG into the project's figures/
+real RunMonitor the events DatasiteGrid publishes, and drops a PNG into the project's figures/
 each round. (The lead's integration tests drive the monitor from a real simulation.)
 """
 
@@ -14,7 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from syft_flwr.monitor import Heartbeat, HeartbeatObserver, ObserverFanout, monitor_run
+from syft_flwr.events import (
+    DatasiteMissing,
+    EventBus,
+    MessageSent,
+    ReplyReceived,
+    RoundFinished,
+    RoundStarted,
+    RunFinished,
+    RunStarted,
+)
+from syft_flwr.monitor import Heartbeat, HeartbeatSubscriber, monitor_run
 from syft_flwr.network.layout import Network
 from tests.support import AGGREGATOR, DATASITES
 
@@ -63,11 +73,11 @@ class LiveProducer:
                 Heartbeat(self.network, email, role, interval=self.heartbeat_interval)
                 for email, role in roles
             ]
-        # what DatasiteGrid would call: the run monitor, and the aggregator's heartbeat
+        # what DatasiteGrid would publish to: the run monitor, and the aggregator's heartbeat
         agg_heartbeat = (
-            [HeartbeatObserver(self.heartbeats[0], job="agg")] if self.heartbeats else []
+            [HeartbeatSubscriber(self.heartbeats[0], job="agg")] if self.heartbeats else []
         )
-        self.observer = ObserverFanout(self.monitor, *agg_heartbeat)
+        self.events = EventBus([self.monitor, *agg_heartbeat])
         self.round_done = threading.Event()
         self.done = threading.Event()
         self.error: BaseException | None = None
@@ -84,23 +94,23 @@ class LiveProducer:
 
     def _play(self) -> None:
         try:
-            m, sites = self.observer, self.datasites
-            m.run_started(self.run_id, self.app_name, sites)
+            publish, sites = self.events.publish, tuple(self.datasites)
+            publish(RunStarted(self.run_id, self.app_name, sites))
             for rnd in range(1, self.rounds + 1):
-                m.round_started(rnd, sites)
+                publish(RoundStarted(rnd, sites))
                 for hb in self.heartbeats[1:]:  # the datasites' jobs say which round they serve
                     hb.update(app=self.app_name, round=rnd, job="job-1")
                 for i, email in enumerate(sites):
-                    m.message_sent(email, rnd, 1000 + i)
+                    publish(MessageSent(email, rnd, 1000 + i))
                 self.done.wait(self.round_delay)
                 failed = {}
                 for i, email in enumerate(sites):
                     if self.fail.get(rnd) == email:
-                        m.datasite_missing(email, rnd, self.round_delay)
+                        publish(DatasiteMissing(email, rnd, self.round_delay))
                         failed[email] = "no reply within the timeout"
                     else:
-                        m.reply_received(email, rnd, 0.05 * (i + 1), 500 + i, None)
-                answered = [e for e in sites if e not in failed]
+                        publish(ReplyReceived(email, rnd, 0.05 * (i + 1), 500 + i, None))
+                answered = tuple(e for e in sites if e not in failed)
                 figures = self.project_dir / "figures"
                 figures.mkdir(parents=True, exist_ok=True)
                 if self.write_figure is not None:
@@ -108,11 +118,11 @@ class LiveProducer:
                 else:
                     png = tiny_png(rgb=(40 * rnd % 255, 90, 200))
                     (figures / f"round_{rnd}.png").write_bytes(png)
-                m.round_finished(rnd, answered, failed)
+                publish(RoundFinished(rnd, answered, failed))
                 self.round_done.set()
             self.hold.wait(60)
             failures = {e: "missed a round" for e in self.fail.values()}
-            m.run_finished(not failures, failures)
+            publish(RunFinished(not failures, failures))
         except BaseException as exc:  # surfaced by stop()
             self.error = exc
         finally:

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from syft_flwr.monitor import Heartbeat, HeartbeatObserver, list_participants, read_participant
+from syft_flwr.events import RoundStarted, RunFinished, RunStarted
+from syft_flwr.monitor import Heartbeat, HeartbeatSubscriber, list_participants, read_participant
 from syft_flwr.network.atomic import atomic_write_json
 from syft_flwr.network.layout import Network
 from tests.support import AGGREGATOR, DATASITES
@@ -112,18 +113,18 @@ def test_heartbeat_rejects_bad_input(network: Network):
         Heartbeat(network, DO1, "datasite", interval=0)
 
 
-def test_heartbeat_observer_follows_the_run(network: Network):
+def test_heartbeat_subscriber_follows_the_run(network: Network):
     with Heartbeat(network, AGGREGATOR, "aggregator", interval=60) as hb:
-        observer = HeartbeatObserver(hb, job="job-9")
-        observer.run_started(3, "fed-analytics", [DO1])
-        observer.round_started(2, [DO1])
+        subscriber = HeartbeatSubscriber(hb, job="job-9")
+        subscriber.on_event(RunStarted(3, "fed-analytics", (DO1,)))
+        subscriber.on_event(RoundStarted(2, (DO1,)))
         # written at once, not at the next beat (the interval is a minute)
         assert read_participant(network, AGGREGATOR).running == {
             "job": "job-9",
             "app": "fed-analytics",
             "round": 2,
         }
-        observer.run_finished(True, {})
+        subscriber.on_event(RunFinished(True, {}))
         assert read_participant(network, AGGREGATOR).running == {
             "job": None,
             "app": None,

@@ -1,4 +1,4 @@
-"""RunMonitor: the event lines and the Prometheus metrics of a sequence of observer calls."""
+"""RunMonitor: the event lines and the Prometheus metrics of a sequence of run events."""
 
 from __future__ import annotations
 
@@ -9,11 +9,21 @@ from pathlib import Path
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from syft_flwr.events import (
+    DatasiteMissing,
+    Event,
+    EventBus,
+    MessageSent,
+    ReplyReceived,
+    RoundFinished,
+    RoundStarted,
+    RunFinished,
+    RunStarted,
+    Subscriber,
+    event_from_json,
+)
 from syft_flwr.monitor import (
-    GridObserver,
     Heartbeat,
-    NullObserver,
-    ObserverFanout,
     RunMonitor,
     start_metrics_server,
     stop_metrics_server,
@@ -35,23 +45,24 @@ def scrape(port: int) -> dict[tuple[str, tuple], float]:
     return samples
 
 
-def play(monitor: GridObserver) -> None:
-    monitor.run_started(77, "fed-analytics", [DO1, DO2])
+def play(subscriber: Subscriber | EventBus) -> None:
+    publish = subscriber.publish if isinstance(subscriber, EventBus) else subscriber.on_event
+    publish(RunStarted(77, "fed-analytics", (DO1, DO2)))
     # round 1: both answer
-    monitor.round_started(1, [DO1, DO2])
-    monitor.message_sent(DO1, 1, 100)
-    monitor.message_sent(DO2, 1, 120)
-    monitor.reply_received(DO1, 1, 0.2, 1000, None)
-    monitor.reply_received(DO2, 1, 0.4, 2000, None)
-    monitor.round_finished(1, [DO1, DO2], {})
+    publish(RoundStarted(1, (DO1, DO2)))
+    publish(MessageSent(DO1, 1, 100))
+    publish(MessageSent(DO2, 1, 120))
+    publish(ReplyReceived(DO1, 1, 0.2, 1000, None))
+    publish(ReplyReceived(DO2, 1, 0.4, 2000, None))
+    publish(RoundFinished(1, (DO1, DO2), {}))
     # round 2: do1 answers with an error, do2 never answers
-    monitor.round_started(2, [DO1, DO2])
-    monitor.message_sent(DO1, 2, 100)
-    monitor.message_sent(DO2, 2, 120)
-    monitor.reply_received(DO1, 2, 0.6, 50, "ValueError: boom")
-    monitor.datasite_missing(DO2, 2, 5.0)
-    monitor.round_finished(2, [], {DO1: "ValueError: boom", DO2: "no reply within 5 s"})
-    monitor.run_finished(False, {DO1: "ValueError: boom", DO2: "no reply within 5 s"})
+    publish(RoundStarted(2, (DO1, DO2)))
+    publish(MessageSent(DO1, 2, 100))
+    publish(MessageSent(DO2, 2, 120))
+    publish(ReplyReceived(DO1, 2, 0.6, 50, "ValueError: boom"))
+    publish(DatasiteMissing(DO2, 2, 5.0))
+    publish(RoundFinished(2, (), {DO1: "ValueError: boom", DO2: "no reply within 5 s"}))
+    publish(RunFinished(False, {DO1: "ValueError: boom", DO2: "no reply within 5 s"}))
 
 
 def test_event_lines(tmp_path: Path):
@@ -79,6 +90,10 @@ def test_event_lines(tmp_path: Path):
     assert lines[11] == {**lines[11], "datasite": DO2, "round": 2, "waited_s": 5.0}
     assert lines[12]["failed"] == {DO1: "ValueError: boom", DO2: "no reply within 5 s"}
     assert lines[-1]["ok"] is False
+    # the lines parse back into the events that were published
+    events = [event_from_json(line) for line in events.read_text().splitlines()]
+    assert [type(e) for e in events][:2] == [RunStarted, RoundStarted]
+    assert events[4] == ReplyReceived(DO1, 1, 0.2, 1000, None, ts=lines[4]["ts"])
 
 
 def test_metrics_over_http(network: Network, tmp_path: Path):
@@ -123,9 +138,9 @@ def test_metrics_over_http(network: Network, tmp_path: Path):
 
 def test_failed_without_earlier_event_counts_as_failed(tmp_path: Path):
     monitor = RunMonitor(tmp_path / "events.jsonl")
-    monitor.run_started(1, "app", [DO1])
-    monitor.round_started(1, [DO1])
-    monitor.round_finished(1, [], {DO1: "rejected the message"})
+    monitor.on_event(RunStarted(1, "app", (DO1,)))
+    monitor.on_event(RoundStarted(1, (DO1,)))
+    monitor.on_event(RoundFinished(1, (), {DO1: "rejected the message"}))
     value = monitor.registry.get_sample_value(
         "syft_flwr_failures_total", {"datasite": DO1, "kind": "failed"}
     )
@@ -137,22 +152,26 @@ def test_runs_have_their_own_registries(tmp_path: Path):
     """Two runs in one process: no clash, nothing in the global default registry."""
     a = RunMonitor(tmp_path / "a.jsonl")
     b = RunMonitor(tmp_path / "b.jsonl")
-    a.run_started(1, "app", [DO1])
-    a.round_started(1, [DO1])
-    a.round_finished(1, [DO1], {})
+    for event in (
+        RunStarted(1, "app", (DO1,)),
+        RoundStarted(1, (DO1,)),
+        RoundFinished(1, (DO1,), {}),
+    ):
+        a.on_event(event)
     assert a.registry.get_sample_value("syft_flwr_rounds_completed") == 1
     assert b.registry.get_sample_value("syft_flwr_rounds_completed") == 0
     assert REGISTRY.get_sample_value("syft_flwr_rounds_completed") is None
 
 
-def test_fanout_survives_a_failing_observer(tmp_path: Path):
-    class Broken(NullObserver):
-        def round_started(self, round: int, datasites: list[str]) -> None:
-            raise RuntimeError("observer bug")
+def test_the_bus_survives_a_failing_subscriber(tmp_path: Path):
+    class Broken:
+        def on_event(self, event: Event) -> None:
+            if isinstance(event, RoundStarted):
+                raise RuntimeError("subscriber bug")
 
     monitor = RunMonitor(tmp_path / "events.jsonl")
-    fan = ObserverFanout(Broken(), None, monitor)
-    assert isinstance(fan, GridObserver) and isinstance(monitor, GridObserver)
-    play(fan)
+    bus = EventBus([Broken(), None, monitor])
+    assert isinstance(monitor, Subscriber) and len(bus.subscribers) == 2
+    play(bus)
     kinds = [json.loads(x)["kind"] for x in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert kinds.count("round_start") == 2 and kinds[-1] == "run_end"

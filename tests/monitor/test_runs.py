@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from syft_flwr.events import RoundFinished, RoundStarted, RunFinished, RunStarted
 from syft_flwr.monitor import (
     Heartbeat,
     RunMonitor,
@@ -74,12 +75,12 @@ def test_status_running_completed_interrupted(network: Network, tmp_path: Path):
     _registered(network, tmp_path, 1)  # registered, nothing happened yet
     running = _registered(network, tmp_path, 2)
     done = _registered(network, tmp_path, 3)
-    running.run_started(2, "app", [DO1])
-    running.round_started(1, [DO1])
-    done.run_started(3, "app", [DO1])
-    done.round_started(1, [DO1])
-    done.round_finished(1, [DO1], {})
-    done.run_finished(True, {})
+    running.on_event(RunStarted(2, "app", (DO1,)))
+    running.on_event(RoundStarted(1, (DO1,)))
+    done.on_event(RunStarted(3, "app", (DO1,)))
+    done.on_event(RoundStarted(1, (DO1,)))
+    done.on_event(RoundFinished(1, (DO1,), {}))
+    done.on_event(RunFinished(True, {}))
 
     statuses = {r.run_id: r.status for r in list_runs(network)}
     assert statuses == {"1": "starting", "2": "running", "3": "completed"}
@@ -95,13 +96,29 @@ def test_status_running_completed_interrupted(network: Network, tmp_path: Path):
 
 def test_events_are_read_incrementally(tmp_path: Path):
     path = tmp_path / "events.jsonl"
-    path.write_text('{"ts": 1.0, "kind": "run_start", "datasites": []}\n{"ts": 2.0, "ki')
-    assert [e["kind"] for e in read_events(path)] == ["run_start"]  # half a line waits
+    start = '{"ts": 1.0, "kind": "run_start", "run_id": 1, "app": "a", "datasites": []}\n'
+    path.write_text(start + '{"ts": 2.0, "ki')
+    assert [e.kind for e in read_events(path)] == ["run_start"]  # half a line waits
     with path.open("a") as fh:
-        fh.write('nd": "round_start", "round": 1}\nnot json\n')
-    assert [e["kind"] for e in read_events(path)] == ["run_start", "round_start"]
-    path.write_text('{"ts": 3.0, "kind": "run_end", "ok": true}\n')  # rewritten: start over
-    assert [e["kind"] for e in read_events(path)] == ["run_end"]
+        fh.write('nd": "round_start", "round": 1, "datasites": ["x@y.org"]}\nnot json\n')
+    assert read_events(path) == [
+        RunStarted(1, "a", (), ts=1.0),
+        RoundStarted(1, ("x@y.org",), ts=2.0),
+    ]
+    path.write_text('{"ts": 3.0, "kind": "run_end", "ok": true, "failures": {}}\n')
+    assert [e.kind for e in read_events(path)] == ["run_end"]  # rewritten: start over
+
+
+def test_lines_that_are_not_events_are_skipped(tmp_path: Path):
+    path = tmp_path / "events.jsonl"
+    path.write_text(
+        '{"ts": 1.0, "kind": "run_end"}\n'  # a field missing
+        '{"ts": 2.0, "kind": "from_the_future", "x": 1}\n'  # a kind this version does not know
+        '{"kind": "run_end", "ok": true, "failures": {}}\n'  # no ts
+        "[1, 2]\n"
+        '{"ts": 3.0, "kind": "run_end", "ok": true, "failures": {}, "extra": 1}\n'
+    )
+    assert read_events(path) == [RunFinished(True, {}, ts=3.0)]
 
 
 def test_bad_registration_is_skipped(network: Network, tmp_path: Path):
@@ -173,7 +190,7 @@ def test_monitor_run_records_registers_and_serves(network: Network, tmp_path: Pa
     try:
         assert monitor.events_path == (tmp_path / "proj" / "runs" / "31" / "events.jsonl")
         assert monitor.metrics_port
-        monitor.run_started(31, "fed-analytics", [DO1])
+        monitor.on_event(RunStarted(31, "fed-analytics", (DO1,)))
         url = f"http://127.0.0.1:{monitor.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=10) as resp:
             assert 'syft_flwr_run_info{app="fed-analytics",run_id="31"} 1.0' in resp.read().decode()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from syft_flwr import runtime
+from syft_flwr.events import FileRefused, LateReply, MessageSent, RoundFinished
 from syft_flwr.runtime import AggregatorOutcome
 from syft_flwr.transport.report import ReplyError, RoundReport, RunReport
 from tests.support import DATASITES
@@ -42,6 +43,33 @@ def test_verdicts() -> None:
     errored = _report(answered=list(DATASITES))
     errored.rounds[0].errors[DO1] = ReplyError(0, "ValueError: boom")
     assert errored.verdict == "FAILED" and "ValueError" in errored.failures()[DO1]
+
+
+def test_the_report_is_built_from_the_grid_events() -> None:
+    """The grid subscribes its report: RoundFinished, FileRefused and LateReply make it."""
+    report = RunReport()
+    for event in (
+        MessageSent(DO1, 1, 10),  # not the report's business
+        RoundFinished(
+            1,
+            (DO1,),
+            {DO2: "no reply within 5 s"},
+            exchange=1,
+            server_round=1,
+            message_types=("query",),
+            sent_to=tuple(DATASITES),
+            missing=(DO2,),
+            timeout_s=5,
+        ),
+        FileRefused("/inbox/forged-0", "bad MAC", "bad-mac", DO2),
+        LateReply(DO2, "it timed out"),
+    ):
+        report.on_event(event)
+    by_hand = _report(answered=[DO1], refused=1)
+    by_hand.add_late(DO2)
+    assert report.to_dict() == by_hand.to_dict()
+    assert report.summary() == by_hand.summary()
+    assert report.late_replies == [DO2] and report.refusals == {"bad-mac": 1}
 
 
 @pytest.mark.parametrize(

@@ -105,8 +105,7 @@ def run_aggregator(
 
     from syft_flwr.monitor import (
         Heartbeat,
-        HeartbeatObserver,
-        ObserverFanout,
+        HeartbeatSubscriber,
         monitor_run,
         wait_for_datasites,
     )
@@ -130,7 +129,7 @@ def run_aggregator(
             timeout=timeout,
             run_id=run_id,
             run_config=run_config,
-            observer=ObserverFanout(monitor, HeartbeatObserver(heartbeat)),
+            subscribers=[monitor, HeartbeatSubscriber(heartbeat)],
             settings=settings,
         )
         outcome = AggregatorOutcome(report=grid.report)

@@ -2,11 +2,12 @@
 
 - :class:`Heartbeat`: a party publishes liveness and load in ``public/status.json``;
   :class:`OwnerHeartbeat` is the one a data owner's admin sessions share.
-- :func:`list_participants`: every datasite with its online state.
-- :class:`GridObserver` / :class:`NullObserver`: what ``DatasiteGrid`` reports during a run;
-  :func:`wait_for_datasites` waits for the run's datasites before round 1.
-- :class:`RunMonitor`: the observer that writes ``runs/<run_id>/events.jsonl`` and Prometheus
-  metrics; :func:`register_run` / :func:`list_runs` find and summarise runs.
+- :func:`list_participants`: every datasite with its online state; :func:`wait_for_datasites`
+  waits for the run's datasites before round 1.
+- Subscribers of the run's events (:mod:`syft_flwr.events`, published by ``DatasiteGrid``):
+  :class:`RunMonitor` writes ``runs/<run_id>/events.jsonl`` and Prometheus metrics;
+  :class:`HeartbeatSubscriber` keeps the aggregator's heartbeat on the current round.
+- :func:`register_run` / :func:`list_runs` find runs and summarise their events.
 - :func:`serve_dashboard`: the live web page; :func:`format_status`: the terminal table.
 
 The names are imported on first use (PEP 562), so that a heartbeat does not pull in
@@ -22,20 +23,17 @@ _EXPORTS: dict[str, str] = {
     "DashboardServer": "dashboard",
     "serve_dashboard": "dashboard",
     "Heartbeat": "heartbeat",
+    "HeartbeatSubscriber": "heartbeat",
     "OwnerHeartbeat": "presence",
     "join_owner_heartbeat": "presence",
     "ParticipantCollector": "metrics",
     "RunMetrics": "metrics",
     "start_metrics_server": "metrics",
     "stop_metrics_server": "metrics",
-    "GridObserver": "observer",
-    "HeartbeatObserver": "observer",
-    "NullObserver": "observer",
-    "ObserverFanout": "observer",
-    "wait_for_datasites": "observer",
     "Participant": "participants",
     "list_participants": "participants",
     "read_participant": "participants",
+    "wait_for_datasites": "participants",
     "RunMonitor": "run_monitor",
     "monitor_run": "run_monitor",
     "DatasiteStats": "runs",
@@ -56,11 +54,8 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "DashboardServer",
     "DatasiteStats",
-    "GridObserver",
     "Heartbeat",
-    "HeartbeatObserver",
-    "NullObserver",
-    "ObserverFanout",
+    "HeartbeatSubscriber",
     "OwnerHeartbeat",
     "Participant",
     "ParticipantCollector",
@@ -105,21 +100,19 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from syft_flwr.monitor.dashboard import DashboardServer, serve_dashboard
-    from syft_flwr.monitor.heartbeat import Heartbeat
+    from syft_flwr.monitor.heartbeat import Heartbeat, HeartbeatSubscriber
     from syft_flwr.monitor.metrics import (
         ParticipantCollector,
         RunMetrics,
         start_metrics_server,
         stop_metrics_server,
     )
-    from syft_flwr.monitor.observer import (
-        GridObserver,
-        HeartbeatObserver,
-        NullObserver,
-        ObserverFanout,
+    from syft_flwr.monitor.participants import (
+        Participant,
+        list_participants,
+        read_participant,
         wait_for_datasites,
     )
-    from syft_flwr.monitor.participants import Participant, list_participants, read_participant
     from syft_flwr.monitor.presence import OwnerHeartbeat, join_owner_heartbeat
     from syft_flwr.monitor.run_monitor import RunMonitor, monitor_run
     from syft_flwr.monitor.runs import (

@@ -5,7 +5,8 @@ every ``interval`` seconds, and marked offline on exit. One thread per process b
 heartbeat of the process (a simulation of a thousand datasites has one, not a thousand), and
 the process's load is measured at most once a second for all of them. Readers
 (:mod:`syft_flwr.monitor.participants`) treat a file older than ``offline_after`` as offline,
-so a crashed process goes offline by itself.
+so a crashed process goes offline by itself. :class:`HeartbeatSubscriber` keeps the
+aggregator's heartbeat in step with its run's events.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import psutil
 from loguru import logger
 
+from syft_flwr.events import Event, RoundStarted, RunFinished, RunStarted
 from syft_flwr.network.atomic import atomic_write_json
 from syft_flwr.network.layout import Network, validate_email
 
@@ -229,3 +231,20 @@ class Heartbeat:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class HeartbeatSubscriber:
+    """Keeps a :class:`Heartbeat`'s ``running`` (job, app, round) in step with a run's events."""
+
+    def __init__(self, heartbeat: Heartbeat, job: str | None = None):
+        self.heartbeat = heartbeat
+        self.job = job
+
+    def on_event(self, event: Event) -> None:
+        match event:
+            case RunStarted(app=app):
+                self.heartbeat.update(job=self.job, app=app, round=None)
+            case RoundStarted(round=round_):
+                self.heartbeat.update(round=round_)
+            case RunFinished():
+                self.heartbeat.update(job=None, app=None, round=None)

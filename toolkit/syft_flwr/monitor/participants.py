@@ -1,9 +1,11 @@
-"""Who is on the network: every datasite folder with its heartbeat (status.json), if any."""
+"""Who is on the network: every datasite folder with its heartbeat (status.json), if any;
+:func:`wait_for_datasites` waits for a run's datasites before round 1."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -113,3 +115,62 @@ def list_participants(
             continue
         found.append(read_participant(network, email, offline_after=offline_after, now=now))
     return found
+
+
+# -- waiting for datasites before round 1 -----------------------------------------------------
+def _describe(p: Participant) -> str:
+    if p.online:
+        return f"{p.email} (online as {p.role or 'an unknown role'}, not serving the app yet)"
+    if p.heartbeat_age is None:
+        return f"{p.email} (offline, no heartbeat yet)"
+    return f"{p.email} (offline, last heartbeat {p.heartbeat_age:.0f} s ago)"
+
+
+def wait_for_datasites(
+    network: Network,
+    emails: Iterable[str],
+    *,
+    timeout: float | None,
+    offline_after: float = DEFAULT_OFFLINE_AFTER,
+    progress: Callable[[str], object] | None = print,
+    poll_interval: float = 0.2,
+    role: str | None = "datasite",
+) -> None:
+    """Return once every datasite in ``emails`` has a fresh, online heartbeat of ``role``.
+
+    Only a heartbeat of ``role`` counts (None: any): a data owner's open session is online
+    (role ``data owner``) but serves no app, so by default it does not end the wait.
+
+    ``progress`` receives a line such as ``waiting for 1/2 datasites: do2@x.org (offline, no
+    heartbeat yet)`` whenever the set of offline datasites changes (and every 10 s). Raises
+    TimeoutError naming the datasites still offline after ``timeout`` seconds (None: no limit).
+    """
+    emails = [validate_email(e) for e in emails]
+    deadline = None if timeout is None else time.monotonic() + timeout
+    last_key, last_print = "", 0.0
+    while True:
+        offline = [
+            p
+            for p in (read_participant(network, e, offline_after=offline_after) for e in emails)
+            if not (p.online and (role is None or p.role == role))
+        ]
+        if not offline:
+            if last_key and progress is not None:
+                progress(f"all {len(emails)} datasites are online")
+            return
+        line = f"waiting for {len(offline)}/{len(emails)} datasites: " + ", ".join(
+            _describe(p) for p in offline
+        )
+        key = ",".join(f"{p.email}:{p.online}" for p in offline)
+        if progress is not None and (key != last_key or time.monotonic() - last_print >= 10.0):
+            progress(line)
+            last_key, last_print = key, time.monotonic()
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(
+                f"{len(offline)} of {len(emails)} datasites still offline after {timeout:g} s: "
+                + ", ".join(_describe(p) for p in offline)
+                + ". Ask their data owners to approve and run the job (their job publishes a "
+                "heartbeat in public/status.json), or raise the timeout."
+            )
+        remaining = poll_interval if deadline is None else deadline - time.monotonic()
+        time.sleep(max(0.0, min(poll_interval, remaining)))

@@ -1,47 +1,65 @@
-"""RunMonitor: the observer that records a run as JSON lines and as Prometheus metrics.
+"""RunMonitor: the subscriber that records a run as JSON lines and as Prometheus metrics.
 
-Every call becomes one line of ``events.jsonl`` (appended and flushed at once, so a reader can
-tail the file) with ``ts`` (epoch seconds) and ``kind``:
+Every event of the run (:mod:`syft_flwr.events`) becomes one line of ``events.jsonl``,
+appended in one write so a reader can tail the file: :func:`~syft_flwr.events.event_to_json`,
+i.e. ``ts`` (epoch seconds), ``kind`` and the event's fields:
 
-=============  =========================================================
+=============  =============================================================================
 kind           other fields
-=============  =========================================================
+=============  =============================================================================
 run_start      run_id, app, datasites
 round_start    round, datasites
 message_sent   datasite, round, nbytes
 reply          datasite, round, latency_s, nbytes, error
 missing        datasite, round, waited_s
-round_end      round, answered, failed ({email: reason})
+round_end      round, answered, failed ({email: reason}), exchange, server_round,
+               message_types, sent_to, errors ({email: {code, reason}}), missing,
+               timeout_s, duration_s
+refused        path, reason, refusal, sender, set_aside
+late_reply     datasite, why
 run_end        ok, failures ({email: reason})
-=============  =========================================================
+=============  =============================================================================
 
 :func:`syft_flwr.monitor.runs.summarize_events` reads it back.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from syft_flwr.events import (
+    DatasiteMissing,
+    Event,
+    MessageSent,
+    ReplyReceived,
+    RoundFinished,
+    RoundStarted,
+    RunFinished,
+    RunStarted,
+    event_to_json,
+)
 from syft_flwr.monitor.metrics import (
     ParticipantCollector,
     RunMetrics,
     start_metrics_server,
     stop_metrics_server,
 )
-from syft_flwr.monitor.observer import NullObserver
 from syft_flwr.monitor.participants import DEFAULT_OFFLINE_AFTER
 from syft_flwr.monitor.runs import register_run, run_events_path
+from syft_flwr.network.files import append_line
 from syft_flwr.network.layout import Network
 
 
-class RunMonitor(NullObserver):
+class RunMonitor:
     """Record one run: ``events_path`` (JSON lines) and metrics in ``self.registry``.
+
+    A :class:`~syft_flwr.events.Subscriber`: give it to the grid (``subscribers=[monitor]``).
 
     Pass ``network`` to also export every datasite's heartbeat age and online state, read
     from the network at scrape time. One RunMonitor per registry.
@@ -63,76 +81,76 @@ class RunMonitor(NullObserver):
         if network is not None:
             self.registry.register(ParticipantCollector(network, offline_after=offline_after))
         self._lock = threading.Lock()
-        self._round_started: dict[int, float] = {}
+        self._round_started_at: dict[int, float] = {}
         self._rounds_done: set[int] = set()
         self._counted: set[tuple[int, str]] = set()  # (round, email) already counted as failed
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
         self.run_id: int | None = None
+        self._handlers: dict[type[Event], Callable[[Any], None]] = {
+            RunStarted: self._run_started,
+            RoundStarted: self._round_started,
+            MessageSent: self._message_sent,
+            ReplyReceived: self._reply_received,
+            DatasiteMissing: self._datasite_missing,
+            RoundFinished: self._round_finished,
+            RunFinished: self._run_finished,
+        }
 
-    # -- events file ------------------------------------------------------------------------
-    def _emit(self, kind: str, **fields: Any) -> None:
-        line = json.dumps({"ts": time.time(), "kind": kind, **fields}, default=str) + "\n"
-        with self._lock, self.events_path.open("a", encoding="utf-8") as fh:
-            fh.write(line)  # one write of a whole line; flushed when the file closes
+    # -- subscriber ---------------------------------------------------------------------------
+    def on_event(self, event: Event) -> None:
+        """Update the metrics, then append the event to the events file."""
+        handler = self._handlers.get(type(event))
+        with self._lock:
+            if handler is not None:
+                handler(event)
+            append_line(self.events_path, event_to_json(event))
 
-    # -- observer -----------------------------------------------------------------------------
-    def run_started(self, run_id: int, app_name: str, datasites: list[str]) -> None:
-        self.run_id = run_id
-        self.metrics.run_info.labels(run_id=str(run_id), app=app_name).set(1)
+    def _run_started(self, event: RunStarted) -> None:
+        self.run_id = event.run_id
+        self.metrics.run_info.labels(run_id=str(event.run_id), app=event.app).set(1)
         self.metrics.run_finished.set(0)
         self.metrics.run_succeeded.set(0)
         self.metrics.rounds_completed.set(0)
-        for email in datasites:  # make the per-datasite series exist from the start
+        for email in event.datasites:  # make the per-datasite series exist from the start
             self.metrics.messages_sent.labels(datasite=email)
             self.metrics.replies_received.labels(datasite=email)
-        self._emit("run_start", run_id=run_id, app=app_name, datasites=list(datasites))
 
-    def round_started(self, round: int, datasites: list[str]) -> None:
-        self._round_started.setdefault(round, time.monotonic())
-        self.metrics.current_round.set(round)
-        self._emit("round_start", round=round, datasites=list(datasites))
+    def _round_started(self, event: RoundStarted) -> None:
+        self._round_started_at.setdefault(event.round, time.monotonic())
+        self.metrics.current_round.set(event.round)
 
-    def message_sent(self, email: str, round: int, nbytes: int) -> None:
-        self.metrics.messages_sent.labels(datasite=email).inc()
-        self.metrics.bytes_sent.labels(datasite=email).inc(max(0, nbytes))
-        self._emit("message_sent", datasite=email, round=round, nbytes=nbytes)
+    def _message_sent(self, event: MessageSent) -> None:
+        self.metrics.messages_sent.labels(datasite=event.datasite).inc()
+        self.metrics.bytes_sent.labels(datasite=event.datasite).inc(max(0, event.nbytes))
 
-    def reply_received(
-        self, email: str, round: int, latency_s: float, nbytes: int, error: str | None
-    ) -> None:
-        m = self.metrics
+    def _reply_received(self, event: ReplyReceived) -> None:
+        m, email = self.metrics, event.datasite
         m.replies_received.labels(datasite=email).inc()
-        m.bytes_received.labels(datasite=email).inc(max(0, nbytes))
-        m.reply_latency.labels(datasite=email).observe(max(0.0, latency_s))
-        if error:
+        m.bytes_received.labels(datasite=email).inc(max(0, event.nbytes))
+        m.reply_latency.labels(datasite=email).observe(max(0.0, event.latency_s))
+        if event.error:
             m.failures.labels(datasite=email, kind="error").inc()
-            self._counted.add((round, email))
-        self._emit(
-            "reply", datasite=email, round=round, latency_s=latency_s, nbytes=nbytes, error=error
-        )
+            self._counted.add((event.round, email))
 
-    def datasite_missing(self, email: str, round: int, waited_s: float) -> None:
-        self.metrics.failures.labels(datasite=email, kind="missing").inc()
-        self._counted.add((round, email))
-        self._emit("missing", datasite=email, round=round, waited_s=waited_s)
+    def _datasite_missing(self, event: DatasiteMissing) -> None:
+        self.metrics.failures.labels(datasite=event.datasite, kind="missing").inc()
+        self._counted.add((event.round, event.datasite))
 
-    def round_finished(self, round: int, answered: list[str], failed: dict[str, str]) -> None:
-        for email in failed:
-            if (round, email) not in self._counted:
+    def _round_finished(self, event: RoundFinished) -> None:
+        for email in event.failed:
+            if (event.round, email) not in self._counted:
                 self.metrics.failures.labels(datasite=email, kind="failed").inc()
-                self._counted.add((round, email))
-        self._rounds_done.add(round)
+                self._counted.add((event.round, email))
+        self._rounds_done.add(event.round)
         self.metrics.rounds_completed.set(len(self._rounds_done))
-        started = self._round_started.get(round)
+        started = self._round_started_at.get(event.round)
         if started is not None:
             self.metrics.round_duration.set(time.monotonic() - started)
-        self._emit("round_end", round=round, answered=list(answered), failed=dict(failed))
 
-    def run_finished(self, ok: bool, failures: dict[str, str]) -> None:
+    def _run_finished(self, event: RunFinished) -> None:
         self.metrics.run_finished.set(1)
-        self.metrics.run_succeeded.set(1 if ok and not failures else 0)
-        self._emit("run_end", ok=bool(ok), failures=dict(failures))
+        self.metrics.run_succeeded.set(1 if event.ok and not event.failures else 0)
 
     # -- metrics server -----------------------------------------------------------------------
     @property

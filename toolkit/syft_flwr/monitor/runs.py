@@ -9,7 +9,6 @@ them every second stays cheap.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -19,6 +18,17 @@ from typing import Any
 
 from loguru import logger
 
+from syft_flwr.events import (
+    DatasiteMissing,
+    Event,
+    MessageSent,
+    ReplyReceived,
+    RoundFinished,
+    RoundStarted,
+    RunFinished,
+    RunStarted,
+    event_from_json,
+)
 from syft_flwr.monitor.heartbeat import utc_iso
 from syft_flwr.monitor.participants import DEFAULT_OFFLINE_AFTER, read_participant
 from syft_flwr.network.atomic import atomic_write_json, read_json
@@ -179,9 +189,9 @@ class _EventsReader:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._cache: dict[Path, tuple[int, int, list[dict[str, Any]]]] = {}  # inode, offset
+        self._cache: dict[Path, tuple[int, int, list[Event]]] = {}  # inode, offset
 
-    def read(self, path: Path) -> list[dict[str, Any]]:
+    def read(self, path: Path) -> list[Event]:
         path = Path(path)
         try:
             st = path.stat()
@@ -198,12 +208,9 @@ class _EventsReader:
                 end = chunk.rfind(b"\n") + 1  # a line still being written waits for its newline
                 for raw in chunk[:end].splitlines():
                     try:
-                        event = json.loads(raw)
-                    except ValueError:
-                        logger.debug(f"skipping a malformed line in {path}")
-                        continue
-                    if isinstance(event, dict) and "kind" in event:
-                        events.append(event)
+                        events.append(event_from_json(raw))
+                    except ValueError as exc:  # not JSON, or not an event this version knows
+                        logger.debug(f"skipping a line of {path}: {exc}")
                 offset += end
             self._cache[path] = (st.st_ino, offset, events)
             return list(events)
@@ -212,16 +219,16 @@ class _EventsReader:
 _reader = _EventsReader()
 
 
-def read_events(path: Path) -> list[dict[str, Any]]:
-    """Every complete event line of ``path`` (an events.jsonl), oldest first."""
+def read_events(path: Path) -> list[Event]:
+    """Every complete event line of ``path`` (an events.jsonl), oldest first, as events
+    (lines that are not events are skipped)."""
     return _reader.read(path)
 
 
-def _apply(run: RunInfo, events: list[dict[str, Any]]) -> None:
+def _apply(run: RunInfo, events: list[Event]) -> None:
     rounds: dict[int, RoundInfo] = {}
 
-    def round_of(event: dict[str, Any]) -> RoundInfo | None:
-        number = event.get("round")
+    def round_of(number: object) -> RoundInfo | None:
         if not isinstance(number, int):
             return None
         if number not in rounds:
@@ -234,48 +241,44 @@ def _apply(run: RunInfo, events: list[dict[str, Any]]) -> None:
         return run.stats[email]
 
     for ev in events:
-        kind, ts = ev.get("kind"), ev.get("ts")
-        ts = float(ts) if isinstance(ts, int | float) else None
+        ts = float(ev.ts)
         run.last_event_at = ts or run.last_event_at
-        email = ev.get("datasite")
-        if kind == "run_start":
-            run.started_at = ts
-            run.datasites = list(ev.get("datasites") or [])
-            run.app_name = ev.get("app") or run.app_name
-            for e in run.datasites:
-                stats_of(e)
-        elif kind == "round_start" and (r := round_of(ev)):
-            r.started_at = r.started_at or ts
-            r.datasites = sorted(set(r.datasites) | set(ev.get("datasites") or []))
-        elif kind == "message_sent" and isinstance(email, str):
-            s = stats_of(email)
-            s.messages_sent += 1
-            s.bytes_sent += int(ev.get("nbytes") or 0)
-        elif kind == "reply" and isinstance(email, str):
-            s = stats_of(email)
-            latency = float(ev.get("latency_s") or 0.0)
-            s.replies += 1
-            s.bytes_received += int(ev.get("nbytes") or 0)
-            s.latency_sum_s += latency
-            s.last_latency_s = latency
-            s.max_latency_s = max(latency, s.max_latency_s or 0.0)
-            if ev.get("error"):
-                s.errors += 1
-            if r := round_of(ev):
-                r.latency_s[email] = latency
-        elif kind == "missing" and isinstance(email, str):
-            stats_of(email).missing += 1
-        elif kind == "round_end" and (r := round_of(ev)):
-            r.finished, r.finished_at = True, ts
-            failed = ev.get("failed") if isinstance(ev.get("failed"), dict) else {}
-            r.failed.update({str(k): str(v) for k, v in failed.items()})
-            answered = set(r.answered) | set(ev.get("answered") or [])
-            r.answered = sorted(answered - set(r.failed))
-        elif kind == "run_end":
-            run.finished_at = ts
-            run.ok = bool(ev.get("ok"))
-            failures = ev.get("failures") if isinstance(ev.get("failures"), dict) else {}
-            run.failures = {str(k): str(v) for k, v in failures.items()}
+        match ev:
+            case RunStarted():
+                run.started_at = ts
+                run.datasites = list(ev.datasites)
+                run.app_name = ev.app or run.app_name
+                for e in run.datasites:
+                    stats_of(e)
+            case RoundStarted() if r := round_of(ev.round):
+                r.started_at = r.started_at or ts
+                r.datasites = sorted(set(r.datasites) | set(ev.datasites))
+            case MessageSent():
+                s = stats_of(ev.datasite)
+                s.messages_sent += 1
+                s.bytes_sent += int(ev.nbytes or 0)
+            case ReplyReceived():
+                s = stats_of(ev.datasite)
+                latency = float(ev.latency_s or 0.0)
+                s.replies += 1
+                s.bytes_received += int(ev.nbytes or 0)
+                s.latency_sum_s += latency
+                s.last_latency_s = latency
+                s.max_latency_s = max(latency, s.max_latency_s or 0.0)
+                if ev.error:
+                    s.errors += 1
+                if r := round_of(ev.round):
+                    r.latency_s[ev.datasite] = latency
+            case DatasiteMissing():
+                stats_of(ev.datasite).missing += 1
+            case RoundFinished() if r := round_of(ev.round):
+                r.finished, r.finished_at = True, ts
+                r.failed.update({str(k): str(v) for k, v in dict(ev.failed or {}).items()})
+                r.answered = sorted((set(r.answered) | set(ev.answered)) - set(r.failed))
+            case RunFinished():
+                run.finished_at = ts
+                run.ok = bool(ev.ok)
+                run.failures = {str(k): str(v) for k, v in dict(ev.failures or {}).items()}
     run.rounds = [rounds[k] for k in sorted(rounds)]
     run.events = len(events)
 

@@ -8,13 +8,27 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import BinaryIO
 
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.serverapp import Grid
 from loguru import logger
 
 from syft_flwr import crypto as keys_module
+from syft_flwr.events import (
+    DatasiteMissing,
+    EventBus,
+    FileRefused,
+    LateReply,
+    MessageSent,
+    ReplyError,
+    ReplyReceived,
+    RoundFinished,
+    RoundStarted,
+    RunFinished,
+    RunStarted,
+    Subscriber,
+)
 from syft_flwr.network import Network, validate_email
 from syft_flwr.transport import flwr_compat
 from syft_flwr.transport.codec import (
@@ -28,16 +42,13 @@ from syft_flwr.transport.codec import (
 from syft_flwr.transport.endpoint import Endpoint, Received
 from syft_flwr.transport.ids import new_message_id, node_id_for
 from syft_flwr.transport.inbox import InboxFile, remove
-from syft_flwr.transport.report import QuarantinedFile, ReplyError, RoundReport, RunReport
+from syft_flwr.transport.report import QuarantinedFile, RunReport
 from syft_flwr.transport.settings import (
     COLLECT_AFTER_BYTES,
     MESSAGE_TTL_ENV,
     TransportSettings,
     collect_garbage,
 )
-
-if TYPE_CHECKING:
-    from syft_flwr.monitor.observer import GridObserver
 
 
 @dataclass
@@ -66,10 +77,9 @@ class DatasiteGrid(Grid):
     passing ``timeout=3600`` to ``send_and_receive`` still waits at most ``timeout``.
     ``encrypt`` (default ``$SYFT_FLWR_ENCRYPT`` or on) encrypts bodies to each datasite's
     published key; ``message_ttl`` (default ``$SYFT_FLWR_MESSAGE_TTL`` or 600 s) is the age
-    past which a reply file is refused. ``observer`` (a
-    :class:`~syft_flwr.monitor.observer.GridObserver`) is told about the run as it goes; an
-    observer that raises is logged and ignored. Call :meth:`finish` (or :meth:`close`) at
-    the end of the run.
+    past which a reply file is refused. The run's events (:mod:`syft_flwr.events`) go to
+    :attr:`report` and to each of ``subscribers`` as it goes; a subscriber that raises is
+    logged and ignored. Call :meth:`finish` (or :meth:`close`) at the end of the run.
 
     The aggregator needs its keys on this machine (``syft_flwr.crypto.create_party`` or
     ``setup_rds_server`` makes them); a datasite that never published keys cannot be sent
@@ -89,7 +99,7 @@ class DatasiteGrid(Grid):
         max_message_bytes: int | None = None,
         encrypt: bool | None = None,
         message_ttl: float | None = None,
-        observer: GridObserver | None = None,
+        subscribers: Sequence[Subscriber] = (),
         settings: TransportSettings | None = None,
     ) -> None:
         self.settings = (settings or TransportSettings.from_env()).but(
@@ -149,9 +159,9 @@ class DatasiteGrid(Grid):
         #: replies read, not yet removed: name -> (path, inode, mtime in ns)
         self._consumed: dict[str, tuple[str, int, int]] = {}
         self._calls = 0
-        self._round: int | None = None  # the round the observer was last told about
+        self._round: int | None = None  # the round last announced by a RoundStarted
         self._garbage = 0  # bytes of replies received since the last garbage collection
-        self._observer = observer
+        self._events = EventBus([self.report, *subscribers])
         self._run_announced = False
         self._finished = False
         self._closed = False
@@ -248,7 +258,7 @@ class DatasiteGrid(Grid):
             path = self.endpoint.send(encoded, email)
             self._requests[message_id] = _Request(email, round_, time.monotonic(), path)
             self._pending.add(message_id)
-            self._observe("message_sent", email, round_, encoded.size)
+            self._events.publish(MessageSent(email, round_, encoded.size))
         self._remove_consumed()
         return ids
 
@@ -301,24 +311,17 @@ class DatasiteGrid(Grid):
                 return []
             started = time.monotonic()
             self._calls += 1
-            round_report = RoundReport(
-                index=self._calls,
-                message_types=sorted({m.metadata.message_type for m in messages}),
-                server_round=server_round(messages),
-                sent_to=[self._emails.get(m.metadata.dst_node_id, "?") for m in messages],
-                timeout=limit,
-            )
-            round_ = (
-                round_report.server_round
-                if round_report.server_round is not None
-                else round_report.index
-            )
+            exchange = self._calls
+            message_types = tuple(sorted({m.metadata.message_type for m in messages}))
+            numbered = server_round(messages)
+            sent_to = tuple(self._emails.get(m.metadata.dst_node_id, "?") for m in messages)
+            round_ = numbered if numbered is not None else exchange
             if round_ != self._round and all(
                 m.metadata.dst_node_id in self._emails for m in messages
             ):
                 self._announce_run()
                 self._round = round_
-                self._observe("round_started", round_, list(dict.fromkeys(round_report.sent_to)))
+                self._events.publish(RoundStarted(round_, tuple(dict.fromkeys(sent_to))))
             ids = self._push(messages, round_)
             del messages
             emails = {request_id: self._requests[request_id].email for request_id in ids}
@@ -341,34 +344,49 @@ class DatasiteGrid(Grid):
             replies = {i: self._replies.pop(i) for i in ids if i in self._replies}
 
             ordered = [replies[i] for i in ids if i in replies]
+            answered: list[str] = []
+            missing: list[str] = []
+            errors: dict[str, ReplyError] = {}
             failed: dict[str, str] = {}
             waited = time.monotonic() - started
             for request_id in ids:
                 email = emails[request_id]
                 reply = replies.get(request_id)
                 if reply is None:
-                    round_report.missing.append(email)
+                    missing.append(email)
                     why = self._unsent.pop(request_id, None)
                     failed[email] = why or f"no reply within {limit:g} s"
-                    self._observe("datasite_missing", email, round_, 0.0 if why else waited)
+                    self._events.publish(DatasiteMissing(email, round_, 0.0 if why else waited))
                 elif reply.has_error():
                     err = ReplyError(reply.error.code, reply.error.reason or "(no reason given)")
-                    round_report.errors[email] = err
+                    errors[email] = err
                     failed[email] = err.reason
                 else:
-                    round_report.answered.append(email)
+                    answered.append(email)
             for request_id in ids:
                 if request_id not in replies:
                     self._forget(request_id)
-            round_report.duration = time.monotonic() - started
-            self.report.add_round(round_report)
-            self._observe("round_finished", round_, list(round_report.answered), failed)
-            if round_report.missing:
+            self._events.publish(
+                RoundFinished(
+                    round_,
+                    tuple(answered),
+                    failed,
+                    exchange=exchange,
+                    server_round=numbered,
+                    message_types=message_types,
+                    sent_to=sent_to,
+                    errors=errors,
+                    missing=tuple(missing),
+                    timeout_s=limit,
+                    duration_s=time.monotonic() - started,
+                )
+            )
+            if missing:
                 logger.warning(
-                    f"no reply within {limit:g} s from {', '.join(round_report.missing)} "
+                    f"no reply within {limit:g} s from {', '.join(missing)} "
                     f"(app {self.app_name}); continuing with {len(ordered)} of {len(ids)} replies"
                 )
-            for email, err in round_report.errors.items():
+            for email, err in errors.items():
                 logger.warning(f"{email} replied with an error: {err.reason}")
             return ordered
 
@@ -401,7 +419,7 @@ class DatasiteGrid(Grid):
                 raise failed
 
     def finish(self, ok: bool | None = None, failures: dict[str, str] | None = None) -> None:
-        """Tell the observer the run is over (once). ``ok``/``failures`` default to what
+        """Publish that the run is over (once). ``ok``/``failures`` default to what
         :attr:`report` says; pass them when the run failed elsewhere (the ServerApp raised)."""
         with self._lock:
             if self._finished:
@@ -412,7 +430,7 @@ class DatasiteGrid(Grid):
             if ok is None:
                 ok = self.report.ok and not failures
             self._announce_run()
-            self._observe("run_finished", bool(ok), dict(failures))
+            self._events.publish(RunFinished(bool(ok), dict(failures)))
 
     def close(self) -> None:
         """Stop watching the inbox; calls :meth:`finish` if nobody did."""
@@ -434,19 +452,10 @@ class DatasiteGrid(Grid):
         if self._closed:
             raise RuntimeError("this DatasiteGrid is closed; create a new one")
 
-    def _observe(self, method: str, *args: Any) -> None:
-        """Call the observer; monitoring never breaks a run."""
-        if self._observer is None:
-            return
-        try:
-            getattr(self._observer, method)(*args)
-        except Exception as exc:
-            logger.warning(f"observer {type(self._observer).__name__}.{method} failed: {exc!r}")
-
     def _announce_run(self) -> None:
         if not self._run_announced:
             self._run_announced = True
-            self._observe("run_started", self._run.run_id, self.app_name, list(self.datasites))
+            self._events.publish(RunStarted(self._run.run_id, self.app_name, tuple(self.datasites)))
 
     def _forget(self, request_id: str) -> None:
         """Stop waiting for a reply and withdraw the request file: a late datasite should
@@ -483,19 +492,20 @@ class DatasiteGrid(Grid):
             answered.append(request_id)
             request = self._requests[request_id]
             request.path = None  # the datasite removed it when it answered
-            self._observe(
-                "reply_received",
-                request.email,
-                request.round,
-                time.monotonic() - request.sent_at,
-                got.size,
-                (reply.error.reason or "error") if reply.has_error() else None,
+            self._events.publish(
+                ReplyReceived(
+                    request.email,
+                    request.round,
+                    time.monotonic() - request.sent_at,
+                    got.size,
+                    (reply.error.reason or "error") if reply.has_error() else None,
+                )
             )
         return answered
 
     def _late(self, sender: str, why: str) -> str:
         logger.warning(f"ignoring a reply from {sender}: {why}")
-        self.report.add_late(sender)
+        self._events.publish(LateReply(sender, why))
         return "late"
 
     def _screen(self, envelope: Envelope, f: BinaryIO) -> str | None:
@@ -540,12 +550,14 @@ class DatasiteGrid(Grid):
         return None
 
     def _refused(self, refused: QuarantinedFile) -> None:
-        self.report.add_quarantined(
-            refused.path,
-            refused.reason,
-            refused.kind,
-            refused.sender,
-            set_aside=refused.set_aside,
+        self._events.publish(
+            FileRefused(
+                refused.path,
+                refused.reason,
+                refused.kind,
+                refused.sender,
+                set_aside=refused.set_aside,
+            )
         )
 
 

@@ -1,33 +1,24 @@
-"""What happened on the wire: per ``send_and_receive``, who answered, who failed and why."""
+"""What happened on the wire: per ``send_and_receive``, who answered, who failed and why.
+
+:class:`RunReport` is a subscriber of the grid's events (:mod:`syft_flwr.events`): it builds
+its rounds from ``RoundFinished`` and its warnings from ``FileRefused`` and ``LateReply``.
+"""
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
-_FLWR_REASON = re.compile(r"^<class '(?P<type>[^']+)'>:<'(?P<message>.*)'>$", re.DOTALL)
-_OWN_REASON = re.compile(r"^(?P<type>[A-Za-z_][\w.]*): (?P<message>.*)$", re.DOTALL)
+from syft_flwr.events import Event, FileRefused, LateReply, ReplyError, RoundFinished
 
-
-@dataclass(frozen=True)
-class ReplyError:
-    """An error reply: the datasite's app raised (or the datasite refused the message)."""
-
-    code: int
-    reason: str
-
-    @property
-    def exception_type(self) -> str:
-        """The exception's type name when the reason names one, else ''."""
-        match = _FLWR_REASON.match(self.reason) or _OWN_REASON.match(self.reason)
-        return match.group("type").rsplit(".", 1)[-1] if match else ""
-
-    @property
-    def message(self) -> str:
-        match = _FLWR_REASON.match(self.reason) or _OWN_REASON.match(self.reason)
-        return match.group("message") if match else self.reason
+__all__ = [
+    "QuarantinedFile",
+    "ReplyError",
+    "RoundReport",
+    "RunReport",
+    "count_refusals",
+]
 
 
 @dataclass
@@ -57,6 +48,21 @@ class RoundReport:
         if self.missing:
             parts.append(f"no answer within {self.timeout:g} s from {', '.join(self.missing)}")
         return "; ".join(parts)
+
+    @classmethod
+    def of(cls, event: RoundFinished) -> RoundReport:
+        """The report of the exchange ``event`` ends."""
+        return cls(
+            index=event.exchange,
+            message_types=list(event.message_types),
+            server_round=event.server_round,
+            sent_to=list(event.sent_to),
+            answered=list(event.answered),
+            errors=dict(event.errors),
+            missing=list(event.missing),
+            timeout=event.timeout_s,
+            duration=event.duration_s,
+        )
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,22 @@ class RunReport:
             answered.setdefault(key, set()).update(r.answered)
             failed.setdefault(key, set()).update(r.errors, r.missing)
         return {k: sorted(v - failed[k]) for k, v in sorted(answered.items())}
+
+    def on_event(self, event: Event) -> None:
+        """Record the events that make the report (a subscriber of the grid's events)."""
+        match event:
+            case RoundFinished():
+                self.add_round(RoundReport.of(event))
+            case FileRefused():
+                self.add_quarantined(
+                    event.path,
+                    event.reason,
+                    event.refusal,
+                    event.sender,
+                    set_aside=event.set_aside,
+                )
+            case LateReply():
+                self.add_late(event.datasite)
 
     def add_round(self, report: RoundReport) -> None:
         with self._lock:
