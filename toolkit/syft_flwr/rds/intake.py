@@ -23,8 +23,10 @@ import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from syft_flwr.config import Identity
+from syft_flwr.errors import SyftFlwrError
 from syft_flwr.keys import (
     PublicKeysInvalidError,
     PublicKeysNotFoundError,
@@ -37,9 +39,6 @@ from syft_flwr.keys import (
 )
 from syft_flwr.network.layout import Network, validate_email, validate_name
 from syft_flwr.rds.code import DEFAULT_LIMITS, SubmissionLimits, check_entrypoint, code_sha256
-
-if TYPE_CHECKING:
-    from syft_flwr.config import Identity
 
 REQUEST_VERSION = 1
 REQUEST_DOMAIN = "rds.job_request.v1"
@@ -103,7 +102,7 @@ class IntakePolicy:
 DEFAULT_INTAKE = IntakePolicy()
 
 
-class SubmissionRefusedError(PermissionError):
+class SubmissionRefusedError(SyftFlwrError, PermissionError):
     """An inbox entry that is not a valid, signed, fresh submission. ``reason``: a short code."""
 
     def __init__(self, reason: str, message: str):
