@@ -31,7 +31,7 @@ from syft_flwr.rds.intake import (
     read_request,
     sign_request,
 )
-from syft_flwr.rds.jobs import Job, JobRef, JobsView, job_uid, new_job_id
+from syft_flwr.rds.jobs import LOG_PREVIEW_CHARS, Job, JobRef, JobsView, job_uid, new_job_id
 from syft_flwr.rds.records import JobStatus, status_set
 from syft_flwr.rds.signed import STATUS_FILE, read_status
 
@@ -184,7 +184,9 @@ class GuestJobs(JobsView):
         """Only the datasite's owner rejects jobs: always PermissionError."""
         self._owner_only("reject jobs")
 
-    def show_logs(self, job: JobRef, run: int | None = None, max_chars: int = 0) -> str:
+    def show_logs(
+        self, job: JobRef, run: int | None = None, max_chars: int = LOG_PREVIEW_CHARS
+    ) -> str:
         """Only the datasite's owner reads run logs: always PermissionError."""
         self._owner_only("read job logs")
 

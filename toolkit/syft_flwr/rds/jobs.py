@@ -36,6 +36,9 @@ from syft_flwr.rds.intake import IntakePolicy
 from syft_flwr.rds.records import TERMINAL, JobStatus, status_set
 from syft_flwr.rds.signed import ResultsNotSharedError, ResultsTamperedError, verify_results
 
+#: how much of each log ``show_logs`` prints by default (the end of it)
+LOG_PREVIEW_CHARS = 20_000
+
 
 def new_job_id() -> str:
     """A sortable uid: UTC time to the microsecond, then 32 random bits."""

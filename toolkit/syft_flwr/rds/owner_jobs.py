@@ -25,7 +25,7 @@ from syft_flwr.rds.code import SubmissionLimits, code_sha256, scan_code
 from syft_flwr.rds.datasets import DatasetAPI, private_data_dir
 from syft_flwr.rds.errors import JobNotFoundError, JobStateError
 from syft_flwr.rds.intake import IntakePolicy
-from syft_flwr.rds.jobs import Job, JobRef, JobsView, job_uid
+from syft_flwr.rds.jobs import LOG_PREVIEW_CHARS, Job, JobRef, JobsView, job_uid
 from syft_flwr.rds.mirror import StatusMirror
 from syft_flwr.rds.owner_intake import OwnerIntake
 from syft_flwr.rds.records import RUNNABLE, SHAREABLE, JobRecord, JobStatus, status_set
@@ -33,7 +33,6 @@ from syft_flwr.rds.runner import DEFAULT_TIMEOUT, RunHandle, check_run_options, 
 from syft_flwr.rds.signed import write_manifest
 from syft_flwr.rds.store import JobStore
 
-LOG_PREVIEW_CHARS = 20_000
 #: what ``run.json`` of shared results tells about the run
 SHARED_RUN_FIELDS = (
     "n",
@@ -78,7 +77,10 @@ class OwnerJobs(JobsView):
 
     def status_of(self, uid: str) -> tuple[str, str | None]:
         """(status, reason) from the owner's own record."""
-        record = self._record(uid)
+        record = self._intake.record(uid)
+        if record is None:
+            self._intake.raise_if_refused(uid)
+            raise JobNotFoundError(f"no job {uid!r} on {self.host}")
         return record.status, record.reason
 
     def get(self, uid: JobRef) -> Job:

@@ -80,6 +80,9 @@ class Session:
     """A party's view of one datasite: ``dataset``, ``job`` (alias ``jobs``), and, for the
     datasite's owner (``is_admin``), running jobs and reading the audit log.
 
+    ``job`` is the role's jobs object: :class:`OwnerJobs` (over the owner's :class:`JobStore`,
+    also ``store``) in the owner's session, :class:`GuestJobs` in anyone else's.
+
     An admin session keeps its owner's heartbeat running (one per owner and network in a
     process, see :mod:`syft_flwr.monitor.presence`) until :meth:`close`, the end of a ``with``
     block, its garbage collection or the interpreter's exit. A guest session publishes nothing.
