@@ -18,20 +18,10 @@ from syft_flwr.errors import (
     exit_code_of,
 )
 
-# TODO(rds-split): the rds/ errors move onto SyftFlwrError on the rds-split branch; once it is
-# merged, empty this tuple so that syft_flwr.rds is checked like the rest of the package.
-NOT_CHECKED_YET = ("syft_flwr.rds",)
-
-
-def _is_skipped(name: str) -> bool:
-    return any(name == prefix or name.startswith(prefix + ".") for prefix in NOT_CHECKED_YET)
-
 
 def _modules() -> list[str]:
     names = ["syft_flwr"]
-    for info in pkgutil.walk_packages(syft_flwr.__path__, "syft_flwr."):
-        if not _is_skipped(info.name):
-            names.append(info.name)
+    names += [info.name for info in pkgutil.walk_packages(syft_flwr.__path__, "syft_flwr.")]
     return sorted(names)
 
 

@@ -174,8 +174,8 @@ def test_code_edited_after_approval_is_not_run(net, tmp_path: Path) -> None:
     (job.code_path / "main.py").write_text("import shutil; print('exfiltrate')\n")
     with pytest.raises(PermissionError, match="changed after approval"):
         net.admin.run_private(job)
-    state = net.admin.store.load(job.uid)
-    assert state["status"] == "approved" and state["runs"] == []
+    record = net.admin.store.load(job.uid)
+    assert record.status == "approved" and record.runs == []
     assert not net.admin.store.run_dir(job.uid, 1).exists()
     last = net.admin.audit_log()[-1]
     assert last["event"] == "refusal" and last["action"] == "run" and last["job_id"] == job.uid

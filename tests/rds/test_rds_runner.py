@@ -62,9 +62,9 @@ def test_timeout_kills_the_process_group(net, tmp_path: Path) -> None:
     handle = net.admin.run_private(job, blocking=True, timeout=1.5)
     assert handle.status == "failed" and handle.reason == "timeout"
     assert handle.returncode < 0  # killed by a signal
-    state = net.admin.store.load(job.uid)
-    assert state["status"] == "failed" and state["reason"] == "timeout"
-    assert state["runs"][-1]["exit_code"] == handle.returncode
+    record = net.admin.store.load(job.uid)
+    assert record.status == "failed" and record.reason == "timeout"
+    assert record.runs[-1].exit_code == handle.returncode
     child = int((handle.output_dir / "child.pid").read_text())
     assert _wait_gone(child), "the job's child outlived the timeout"
     assert net.guest.job.get(uid=job.uid).status == "failed"
@@ -75,9 +75,9 @@ def test_failing_job_is_failed_with_its_exit_code(net, tmp_path: Path) -> None:
     job = approved(net, tmp_path, "import sys\nprint('oops', file=sys.stderr)\nsys.exit(3)\n")
     handle = net.admin.run_private(job)
     assert handle.returncode == 3 and handle.status == "failed"
-    state = net.admin.store.load(job.uid)
-    assert state["status"] == "failed" and state["reason"] == "exit code 3"
-    assert state["runs"][0]["exit_code"] == 3 and state["runs"][0]["duration_s"] >= 0
+    record = net.admin.store.load(job.uid)
+    assert record.status == "failed" and record.reason == "exit code 3"
+    assert record.runs[0].exit_code == 3 and record.runs[0].duration_s >= 0
     assert "oops" in net.admin.job.show_logs(job)
     end = net.admin.audit_log()[-1]
     assert end["event"] == "run_end" and end["exit_code"] == 3 and end["status"] == "failed"
@@ -97,7 +97,7 @@ def test_run_mock_uses_the_mock_dir_and_private_the_private(net, tmp_path: Path)
     private_dir = Path((private.output_dir / "data_dir.txt").read_text())
     assert private_dir == net.admin.dataset.get(name=job.dataset_name).get_private_path()
     assert not private_dir.is_relative_to(net.admin.network.datasites_dir)
-    assert [r["kind"] for r in net.admin.store.load(job.uid)["runs"]] == ["mock", "private"]
+    assert [r.kind for r in net.admin.store.load(job.uid).runs] == ["mock", "private"]
 
 
 def test_environment_and_working_directory(net, tmp_path: Path, monkeypatch) -> None:
@@ -203,8 +203,8 @@ def test_owner_process_ending_stops_and_records_its_runs(net, tmp_path: Path) ->
     assert proc.returncode == 0, proc.stderr[-2000:]
     pid = int(proc.stdout.split()[0])
     assert _wait_gone(pid)
-    state = net.admin.store.load(job.uid)
-    assert state["status"] == "failed" and "data owner's process ended" in state["reason"]
+    record = net.admin.store.load(job.uid)
+    assert record.status == "failed" and "data owner's process ended" in record.reason
 
 
 def test_crashed_owner_process_run_is_marked_failed(net, tmp_path: Path) -> None:
@@ -217,7 +217,7 @@ def test_crashed_owner_process_run_is_marked_failed(net, tmp_path: Path) -> None
     )
     pid = int(proc.stdout.split()[0])
     try:
-        assert net.admin.store.load(job.uid)["status"] == "running"  # nobody recorded the end
+        assert net.admin.store.load(job.uid).status == "running"  # nobody recorded the end
         assert net.admin.job.get(uid=job.uid).status == "failed"  # ... until the owner looks
         assert "interrupted" in net.admin.job.get(uid=job.uid).reason
         assert net.admin.audit_log()[-1]["event"] == "run_end"

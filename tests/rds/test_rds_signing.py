@@ -26,7 +26,7 @@ def test_submission_is_signed_by_the_submitter(net, tmp_path: Path) -> None:
 
     assert net.admin.job.get(uid=job.uid).status == "pending_code_review"
     fingerprint = public_keys(net.ds.network, DS).fingerprint
-    assert net.admin.store.load(job.uid)["submitter_key"] == fingerprint
+    assert net.admin.store.load(job.uid).submitter_key == fingerprint
     seen = net.admin.audit_log()[-1]
     assert seen["event"] == "submission_seen" and seen["submitter_key"] == fingerprint
     assert seen["signed_at"] == payload["created_at"]

@@ -149,8 +149,8 @@ def test_job_folder_swapped_for_a_symlink_after_approval(net, tmp_path: Path) ->
     job_dir.symlink_to(elsewhere, target_is_directory=True)
     with pytest.raises(PermissionError, match="no longer a plain folder"):
         net.admin.run_private(job)
-    state = net.admin.store.load(job.uid)
-    assert state["status"] == "approved" and state["runs"] == []
+    record = net.admin.store.load(job.uid)
+    assert record.status == "approved" and record.runs == []
     assert net.admin.audit_log()[-1]["event"] == "refusal"
 
 
@@ -199,7 +199,7 @@ def test_code_edited_after_approval_never_runs(net, tmp_path: Path) -> None:
     (job.code_path / "main.py").write_text("import os; print(os.environ['DATA_DIR'])\n")
     with pytest.raises(PermissionError, match="changed after approval"):
         net.admin.run_private(job)
-    assert net.admin.store.load(job.uid)["runs"] == []
+    assert net.admin.store.load(job.uid).runs == []
     assert net.admin.audit_log()[-1]["event"] == "refusal"
     (job.code_path / "main.py").write_text(original)  # put back: the approved code runs
     assert net.admin.run_private(job).returncode == 0

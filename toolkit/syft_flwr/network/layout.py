@@ -8,6 +8,8 @@
   datasites/<email>/app_data/rds/jobs/<job_id>/ jobs submitted TO this datasite
   datasites/<email>/app_data/flwr/<app>/inbox/  Flower messages dropped for this party
   private/<email>/                              never shared: identity, data, runs, audit log
+  private/<email>/datasets/<name>/              where a dataset's private data is
+  private/<email>/rds/                          the data owner's job records and audit log
   private/<email>/keys/                         the party's private keys
   private/<email>/runs/<run_id>.json            a run the party aggregates (monitor)
   private/<email>/flwr/<app>/security.jsonl     every message file the party refused
@@ -87,6 +89,10 @@ class Network:
     def jobs_dir(self, email: str) -> Path:
         return self.datasite(email) / "app_data" / "rds" / "jobs"
 
+    def job_inbox_dir(self, email: str, job_id: str) -> Path:
+        """``jobs_dir(email)/<job_id>``: one job as its submitter wrote it (code/, request.json)."""
+        return self.jobs_dir(email) / validate_name(job_id, "job uid")
+
     def flwr_dir(self, email: str, app_name: str) -> Path:
         return self.datasite(email) / "app_data" / "flwr" / validate_name(app_name, "app name")
 
@@ -133,3 +139,42 @@ class Network:
     def security_logs(self, email: str) -> list[Path]:
         """The security logs of all of ``email``'s apps."""
         return sorted((self.private_dir(email) / "flwr").glob(f"*/{SECURITY_LOG}"))
+
+    def private_dataset_dir(self, email: str, name: str) -> Path:
+        """``private/<email>/datasets/<name>/``: where the dataset's private data is recorded."""
+        return self.private_dir(email) / "datasets" / validate_name(name, "dataset name")
+
+    # -- a data owner's job records (private) --------------------------------------------------
+    def rds_private_dir(self, email: str) -> Path:
+        """``private/<email>/rds/``: the owner's job records, refusals and audit log."""
+        return self.private_dir(email) / "rds"
+
+    def audit_log_path(self, email: str) -> Path:
+        return self.rds_private_dir(email) / "audit.jsonl"
+
+    def owner_jobs_dir(self, email: str) -> Path:
+        """One folder per job the owner accepted: ``state.json`` and ``runs/<n>/``."""
+        return self.rds_private_dir(email) / "jobs"
+
+    def owner_job_dir(self, email: str, job_id: str) -> Path:
+        return self.owner_jobs_dir(email) / validate_name(job_id, "job id")
+
+    def job_state_path(self, email: str, job_id: str) -> Path:
+        """The owner's authoritative record of the job."""
+        return self.owner_job_dir(email, job_id) / "state.json"
+
+    def job_run_dir(self, email: str, job_id: str, run: int) -> Path:
+        """Run ``run`` of the job: code/ (verified copy), stdout.log, stderr.log, output/."""
+        return self.owner_job_dir(email, job_id) / "runs" / str(int(run))
+
+    def seen_jobs_dir(self, email: str) -> Path:
+        """Markers of every job id ever accepted (the replay guard)."""
+        return self.rds_private_dir(email) / "seen"
+
+    def refused_jobs_dir(self, email: str) -> Path:
+        """Why each refused inbox entry was refused (``<key>.json``)."""
+        return self.rds_private_dir(email) / "refused"
+
+    def quarantine_dir(self, email: str) -> Path:
+        """The refused inbox entries themselves, moved out of the inbox."""
+        return self.rds_private_dir(email) / "quarantine"

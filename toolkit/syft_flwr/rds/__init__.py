@@ -12,9 +12,11 @@ from syft_flwr.rds.errors import (
     AuditLogTamperedError,
     DatasetNotFoundError,
     JobNotFoundError,
+    JobRecordError,
     JobRefusedError,
     JobStateError,
 )
+from syft_flwr.rds.guest_jobs import GuestJobs
 from syft_flwr.rds.intake import (
     DEFAULT_INTAKE,
     REFUSAL_REASONS,
@@ -23,11 +25,13 @@ from syft_flwr.rds.intake import (
     SubmissionRefusedError,
     validate_submission,
 )
-from syft_flwr.rds.jobs import Job, JobAPI
+from syft_flwr.rds.jobs import Job
+from syft_flwr.rds.owner_jobs import OwnerJobs
+from syft_flwr.rds.records import JobRecord, JobStatus, RunRecord
 from syft_flwr.rds.runner import RunHandle
 from syft_flwr.rds.server import RDSClient, RDSServer, Session, setup_rds_server
 from syft_flwr.rds.signed import ResultsTamperedError
-from syft_flwr.rds.state import JobStatus
+from syft_flwr.rds.store import JobStore
 
 __all__ = [
     "DEFAULT_INTAKE",
@@ -38,17 +42,22 @@ __all__ = [
     "Dataset",
     "DatasetAPI",
     "DatasetNotFoundError",
+    "GuestJobs",
     "IntakePolicy",
     "Job",
-    "JobAPI",
     "JobNotFoundError",
+    "JobRecord",
+    "JobRecordError",
     "JobRefusedError",
     "JobStateError",
     "JobStatus",
+    "JobStore",
+    "OwnerJobs",
     "RDSClient",
     "RDSServer",
     "ResultsTamperedError",
     "RunHandle",
+    "RunRecord",
     "Session",
     "SubmissionIncompleteError",
     "SubmissionLimits",

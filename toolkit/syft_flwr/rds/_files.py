@@ -67,6 +67,20 @@ def copy_regular_files(src: Path, dest: Path) -> list[str]:
     return sorted(skipped)
 
 
+def plain_folder(path: Path) -> Path:
+    """``path``, unless a symlink or a file was put in its place (PermissionError).
+
+    The owner writes into and reads code from a job's inbox folder: a link planted there
+    would make it read or write somewhere else.
+    """
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise PermissionError(
+            f"{path} is no longer a plain folder (a symlink or file was put in its place): "
+            "someone other than the submitter wrote into the inbox; reject the job"
+        )
+    return path
+
+
 def open_dir_nofollow(path: Path) -> int:
     """A file descriptor of the folder ``path``; OSError if it is a symlink or not a folder.
 

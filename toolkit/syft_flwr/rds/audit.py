@@ -147,3 +147,15 @@ class AuditLog:
         if head_count and _line_hash(lines[head_count - 1]) != head.get("last_hash"):
             raise AuditLogTamperedError(f"entry {head_count} of {where} was replaced")
         return entries
+
+
+def audited_refusal(
+    audit: AuditLog,
+    job_id: str,
+    action: str,
+    message: str,
+    exc_type: type[Exception] = PermissionError,
+) -> Exception:
+    """Audit that the owner's ``action`` on ``job_id`` was refused; return the error to raise."""
+    audit.append("refusal", job_id=job_id, action=action, reason=message)
+    return exc_type(message)

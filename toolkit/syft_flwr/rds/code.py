@@ -2,7 +2,7 @@
 
 The same scan serves the data scientist (before anything is submitted) and the data owner
 (before approving and before running), so code dropped into the inbox by other means than
-:meth:`JobAPI.submit` meets the same rules.
+:meth:`GuestJobs.submit <syft_flwr.rds.guest_jobs.GuestJobs.submit>` meets the same rules.
 """
 
 from __future__ import annotations

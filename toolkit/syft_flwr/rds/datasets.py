@@ -13,17 +13,16 @@ import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from loguru import logger
 
 from syft_flwr.network.atomic import TMP_PREFIX, atomic_write_json, is_temporary, read_json
-from syft_flwr.network.layout import validate_name
+from syft_flwr.network.layout import Network, validate_name
 from syft_flwr.rds._files import utc_now
+from syft_flwr.rds.audit import AuditLog
+from syft_flwr.rds.client import RDSClient, owner_only
 from syft_flwr.rds.errors import DatasetNotFoundError
-
-if TYPE_CHECKING:
-    from syft_flwr.rds.server import Session
 
 SCHEMA_SAMPLE_ROWS = 1000
 
@@ -39,7 +38,7 @@ class Dataset:
     schema: dict[str, Any] | None
     mock_files: list[str]
     dataset_dir: Path
-    _session: Session = field(repr=False)
+    _datasets: DatasetAPI = field(repr=False)
 
     @property
     def description(self) -> str:
@@ -53,14 +52,15 @@ class Dataset:
 
     def get_private_path(self) -> Path:
         """The folder of private data; only the data owner's own session may ask."""
-        if not self._session.is_admin:
+        datasets = self._datasets
+        if not datasets.is_owner:
             raise PermissionError(
                 f"the private data of dataset {self.name!r} stays with its owner {self.owner}; "
-                f"you are {self._session.client.email}. Explore get_mock_path() instead, and "
+                f"you are {datasets.client.email}. Explore get_mock_path() instead, and "
                 "submit a job (session.job.submit(...)) to compute on the private data once "
                 "the owner approves it"
             )
-        return private_data_dir(self._session, self.name)
+        return private_data_dir(datasets.network, datasets.host, self.name)
 
     def __repr__(self) -> str:
         columns = ""
@@ -73,15 +73,10 @@ class Dataset:
         )
 
 
-def private_record_dir(session: Session, name: str) -> Path:
-    return (
-        session.network.private_dir(session.host) / "datasets" / validate_name(name, "dataset name")
-    )
-
-
-def private_data_dir(session: Session, name: str) -> Path:
-    """Where the private data of ``name`` is (a copy, or the folder the owner referenced)."""
-    record = private_record_dir(session, name) / "private.json"
+def private_data_dir(network: Network, owner: str, name: str) -> Path:
+    """Where the private data of ``owner``'s dataset ``name`` is (a copy, or the folder the
+    owner referenced)."""
+    record = network.private_dataset_dir(owner, name) / "private.json"
     if not record.exists():
         raise DatasetNotFoundError(
             f"no private data recorded for dataset {name!r} in {record.parent}; "
@@ -159,14 +154,31 @@ def _replace_dir(staging: Path, final: Path) -> None:
 
 
 class DatasetAPI:
-    """``session.dataset``: create (owner only), get, get_all, delete (owner only)."""
+    """``session.dataset``: create (owner only), get, get_all, delete (owner only).
 
-    def __init__(self, session: Session):
-        self._session = session
+    ``audit`` is the owner's audit log (None in a guest's session).
+    """
+
+    def __init__(self, client: RDSClient, host: str, audit: AuditLog | None = None):
+        self.client = client
+        self.host = host
+        self.audit = audit
+
+    @property
+    def network(self) -> Network:
+        return self.client.network
+
+    @property
+    def is_owner(self) -> bool:
+        return self.client.owns(self.host)
+
+    def _require_owner(self, action: str) -> None:
+        if not self.is_owner:
+            raise owner_only(self.host, self.client.email, action)
 
     @property
     def _datasets_dir(self) -> Path:
-        return self._session.network.datasets_dir(self._session.host)
+        return self.network.datasets_dir(self.host)
 
     def create(
         self,
@@ -184,8 +196,7 @@ class DatasetAPI:
         The private data is copied into the owner's private folder, or with
         ``copy_private=False`` only its folder is recorded (it must then stay where it is).
         """
-        s = self._session
-        s.require_admin("create datasets")
+        self._require_owner("create datasets")
         validate_name(name, "dataset name")
         path, mock_path = Path(path).expanduser().resolve(), Path(mock_path).expanduser().resolve()
         if not path.exists():
@@ -197,7 +208,7 @@ class DatasetAPI:
                 "path and mock_path are the same: the mock part is published to everyone; "
                 "give a separate folder of fake or sample rows with the same schema"
             )
-        datasites = s.network.datasites_dir.resolve()
+        datasites = self.network.datasites_dir.resolve()
         if path.is_relative_to(datasites):
             raise ValueError(
                 f"private data {path} is inside the shared datasites folder {datasites}, "
@@ -213,16 +224,16 @@ class DatasetAPI:
             description = Path(description_path).expanduser()
             if not description.is_file():
                 raise FileNotFoundError(f"description_path {description} is not a file")
-        final = s.network.dataset_dir(s.host, name)
+        final = self.network.dataset_dir(self.host, name)
         if final.exists() and not overwrite:
             raise FileExistsError(
-                f"dataset {name!r} already exists on {s.host}: pass overwrite=True to replace "
+                f"dataset {name!r} already exists on {self.host}: pass overwrite=True to replace "
                 "it, or choose another name"
             )
         self._check_same_columns(path, mock_path)
 
         # Private part first: a public dataset never points at missing private data.
-        record_dir = private_record_dir(s, name)
+        record_dir = self.network.private_dataset_dir(self.host, name)
         record_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = record_dir.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}-{name}"
         staging.mkdir()
@@ -249,16 +260,18 @@ class DatasetAPI:
         metadata = {
             "name": name,
             "summary": summary,
-            "owner": s.host,
+            "owner": self.host,
             "created_at": utc_now(),
             "mock_files": mock_files,
             "schema": csv_schema(staging / "mock"),
         }
         atomic_write_json(staging / "metadata.json", metadata)
         _replace_dir(staging, final)
-        if s.audit is not None:
-            s.audit.append("dataset_create", dataset=name, overwrite=overwrite, copied=copy_private)
-        logger.info(f"dataset {name!r} published on {s.host} (mock: {len(mock_files)} files)")
+        if self.audit is not None:
+            self.audit.append(
+                "dataset_create", dataset=name, overwrite=overwrite, copied=copy_private
+            )
+        logger.info(f"dataset {name!r} published on {self.host} (mock: {len(mock_files)} files)")
         return self.get(name)
 
     @staticmethod
@@ -276,24 +289,23 @@ class DatasetAPI:
     def get(self, name: str) -> Dataset:
         """The dataset ``name`` of this session's datasite (DatasetNotFoundError lists the
         ones that exist)."""
-        s = self._session
-        meta_path = s.network.dataset_dir(s.host, name) / "metadata.json"
+        meta_path = self.network.dataset_dir(self.host, name) / "metadata.json"
         if not meta_path.exists():
             known = ", ".join(d.name for d in self.get_all()) or "none"
-            raise DatasetNotFoundError(f"no dataset {name!r} on {s.host} (available: {known})")
+            raise DatasetNotFoundError(f"no dataset {name!r} on {self.host} (available: {known})")
         return self._load(meta_path)
 
     def _load(self, meta_path: Path) -> Dataset:
         meta = read_json(meta_path)
         return Dataset(
             name=meta["name"],
-            owner=meta.get("owner", self._session.host),
+            owner=meta.get("owner", self.host),
             summary=meta.get("summary", ""),
             created_at=meta.get("created_at", ""),
             schema=meta.get("schema"),
             mock_files=list(meta.get("mock_files", [])),
             dataset_dir=meta_path.parent,
-            _session=self._session,
+            _datasets=self,
         )
 
     def get_all(self) -> list[Dataset]:
@@ -314,12 +326,11 @@ class DatasetAPI:
 
     def delete(self, name: str) -> None:
         """Remove the dataset's public part and its private record (owner only)."""
-        s = self._session
-        s.require_admin("delete datasets")
-        final = s.network.dataset_dir(s.host, name)
+        self._require_owner("delete datasets")
+        final = self.network.dataset_dir(self.host, name)
         if not final.exists():
-            raise DatasetNotFoundError(f"no dataset {name!r} on {s.host}")
+            raise DatasetNotFoundError(f"no dataset {name!r} on {self.host}")
         shutil.rmtree(final)
-        shutil.rmtree(private_record_dir(s, name), ignore_errors=True)
-        if s.audit is not None:
-            s.audit.append("dataset_delete", dataset=name)
+        shutil.rmtree(self.network.private_dataset_dir(self.host, name), ignore_errors=True)
+        if self.audit is not None:
+            self.audit.append("dataset_delete", dataset=name)

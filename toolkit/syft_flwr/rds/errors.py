@@ -1,13 +1,19 @@
-"""Errors of the RDS layer that a person can act on."""
+"""Errors of the RDS layer that a person can act on.
+
+Each derives from :class:`syft_flwr.errors.SyftFlwrError` and keeps its built-in base, so
+``except PermissionError`` (or ``LookupError``, ``ValueError``...) still catches it.
+"""
 
 from __future__ import annotations
 
+from syft_flwr.errors import SyftFlwrError
 
-class AuditLogTamperedError(RuntimeError):
+
+class AuditLogTamperedError(SyftFlwrError, RuntimeError):
     """The audit log's hash chain is broken: a line was edited, removed or reordered."""
 
 
-class JobNotFoundError(LookupError, ValueError):
+class JobNotFoundError(SyftFlwrError, LookupError, ValueError):
     """No job with that uid in the datasite's job inbox."""
 
     def __str__(self) -> str:  # LookupError would quote the message like a dict key
@@ -19,12 +25,17 @@ class JobRefusedError(JobNotFoundError, PermissionError):
     a job. The data owner's ``session.job.refused()`` and audit log say why."""
 
 
-class DatasetNotFoundError(LookupError, ValueError):
+class DatasetNotFoundError(SyftFlwrError, LookupError, ValueError):
     """No dataset with that name on the datasite."""
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "dataset not found"
 
 
-class JobStateError(RuntimeError):
+class JobStateError(SyftFlwrError, RuntimeError):
     """The job is not in a status that allows the requested step (e.g. running a rejected job)."""
+
+
+class JobRecordError(SyftFlwrError, ValueError):
+    """The data owner's record of a job (``state.json``) does not parse: it was edited by hand
+    or written by an incompatible version. Keep the file for investigation."""

@@ -3,7 +3,7 @@
 A submission is the folder ``<inbox>/<job_id>/`` holding ``request.json`` and ``code/``. The
 request is a JSON object with exactly the fields of :data:`REQUEST_FIELDS` plus ``signature``:
 the submitter's Ed25519 signature (base64) over the canonical JSON of those fields under the
-domain :data:`REQUEST_DOMAIN` (see :func:`syft_flwr.keys.sign_document`). The fields include
+domain :data:`REQUEST_DOMAIN` (see :func:`syft_flwr.crypto.sign_document`). The fields include
 the code's sha256, the list of its files, the host it is for, the submitter's email and the
 time it was signed, so none of them can be changed, and the request cannot be moved to another
 job id or another data owner, without breaking the signature.
@@ -23,8 +23,9 @@ import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from syft_flwr.config import Identity
 from syft_flwr.crypto import (
     PublicKeysInvalidError,
     PublicKeysNotFoundError,
@@ -35,11 +36,9 @@ from syft_flwr.crypto import (
     split_signature,
     verify_document,
 )
+from syft_flwr.errors import SyftFlwrError
 from syft_flwr.network.layout import Network, validate_email, validate_name
 from syft_flwr.rds.code import DEFAULT_LIMITS, SubmissionLimits, check_entrypoint, code_sha256
-
-if TYPE_CHECKING:
-    from syft_flwr.config import Identity
 
 REQUEST_VERSION = 1
 REQUEST_DOMAIN = "rds.job_request.v1"
@@ -103,7 +102,7 @@ class IntakePolicy:
 DEFAULT_INTAKE = IntakePolicy()
 
 
-class SubmissionRefusedError(PermissionError):
+class SubmissionRefusedError(SyftFlwrError, PermissionError):
     """An inbox entry that is not a valid, signed, fresh submission. ``reason``: a short code."""
 
     def __init__(self, reason: str, message: str):

@@ -5,6 +5,9 @@ hashing exactly the bytes it copies, and refuses if the hash is not the one pinn
 The entrypoint runs as ``[sys.executable, entrypoint]`` in its own process group with the copy
 as working directory; stdout and stderr go straight to log files (no pipe that can fill up).
 A timeout kills the whole process group.
+
+The runner works on the data owner's records only: it is given the :class:`JobStore`, the
+:class:`AuditLog` and the :class:`StatusMirror` (``OwnerJobs.run`` does that), never a session.
 """
 
 from __future__ import annotations
@@ -22,21 +25,19 @@ import time
 import weakref
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from loguru import logger
 
 from syft_flwr.config import CONFIG_ENV, JOB_ID_ENV
-from syft_flwr.rds._files import utc_now
-from syft_flwr.rds.code import copy_code
-from syft_flwr.rds.datasets import private_data_dir
+from syft_flwr.network.layout import Network
+from syft_flwr.rds._files import plain_folder
+from syft_flwr.rds.audit import AuditLog, audited_refusal
+from syft_flwr.rds.code import SubmissionLimits, copy_code
 from syft_flwr.rds.errors import JobStateError
-from syft_flwr.rds.jobs import JobRef
-from syft_flwr.rds.state import RUNNABLE, JobStatus, set_status
-
-if TYPE_CHECKING:
-    from syft_flwr.network.layout import Network
-    from syft_flwr.rds.server import Session
+from syft_flwr.rds.mirror import StatusMirror
+from syft_flwr.rds.records import RUNNABLE, JobRecord, JobStatus, RunRecord
+from syft_flwr.rds.store import JobStore
 
 DEFAULT_TIMEOUT = 3600.0
 KILL_GRACE_SECONDS = 3.0
@@ -98,14 +99,24 @@ class RunHandle:
     ``status`` is the run's final status (``completed``/``failed``) once done.
     """
 
-    def __init__(self, session: Session, uid: str, record: dict[str, Any], timeout: float):
-        self._session = session
+    def __init__(
+        self,
+        store: JobStore,
+        audit: AuditLog,
+        mirror: StatusMirror,
+        uid: str,
+        record: RunRecord,
+        timeout: float,
+    ):
+        self._store = store
+        self._audit = audit
+        self._mirror = mirror
         self.job_uid = uid
-        self.run_number: int = record["n"]
-        self.kind: str = record["kind"]
-        self.stdout_path = Path(record["stdout"])
-        self.stderr_path = Path(record["stderr"])
-        self.output_dir = Path(record["output_dir"])
+        self.run_number: int = record.n
+        self.kind: str = record.kind
+        self.stdout_path = Path(record.stdout)
+        self.stderr_path = Path(record.stderr)
+        self.output_dir = Path(record.output_dir)
         self.timeout = timeout
         self.returncode: int | None = None
         self.status: str | None = None
@@ -208,28 +219,19 @@ class RunHandle:
         else:
             status, reason = JobStatus.COMPLETED, None
         self.status, self.reason = str(status), reason
-        s = self._session
 
-        def finish(st: dict[str, Any]) -> None:
-            for record in st["runs"]:
-                if record["n"] == self.run_number:
-                    record.update(
-                        {
-                            "status": str(status),
-                            "reason": reason,
-                            "exit_code": self.returncode,
-                            "finished_at": utc_now(),
-                            "duration_s": self.duration_s,
-                        }
-                    )
-            if st["status"] == JobStatus.RUNNING and st["runs"][-1]["n"] == self.run_number:
-                set_status(st, status, reason)
+        def finish(job: JobRecord) -> None:
+            for run in job.runs:
+                if run.n == self.run_number:
+                    run.finish(status, reason, self.returncode, self.duration_s)
+            if job.status == JobStatus.RUNNING and job.runs[-1].n == self.run_number:
+                job.set_status(status, reason)
 
         try:
-            state = s.store.update(self.job_uid, finish)  # the run's outcome is kept, whatever
-            s.job._mirror(self.job_uid, state)
+            record = self._store.update(self.job_uid, finish)  # the outcome is kept, whatever
+            self._mirror.publish(record)
             try:
-                s.audit.append(
+                self._audit.append(
                     "run_end",
                     job_id=self.job_uid,
                     run=self.run_number,
@@ -257,11 +259,10 @@ class RunHandle:
     def _audit_refusals(self) -> None:
         """Copy what the job's datasite node refused during the run (forged, altered,
         replayed, misaddressed message files) from its security logs into the audit log."""
-        s = self._session
-        refused = refused_messages_since(s.network, s.host, self._started_at)
+        refused = refused_messages_since(self._store.network, self._store.owner, self._started_at)
         if refused:
             kinds = dict(Counter(str(entry.get("kind")) for entry in refused))
-            s.audit.append(
+            self._audit.append(
                 "messages_refused",
                 job_id=self.job_uid,
                 run=self.run_number,
@@ -328,112 +329,106 @@ def _stop_active_runs() -> None:
             handle._thread.join(timeout=KILL_GRACE_SECONDS + 2)
 
 
-def start_run(
-    session: Session,
-    job: JobRef,
-    kind: str,
-    *,
-    blocking: bool = True,
-    timeout: float = DEFAULT_TIMEOUT,
-    env: dict[str, str] | None = None,
-) -> RunHandle:
-    """Run an approved job on ``kind`` ("private" or "mock") data; see Session.run_private."""
+def check_run_options(kind: str, timeout: float, env: dict[str, str] | None) -> dict[str, str]:
+    """Check the options of a run; returns the caller's extra environment."""
     if kind not in ("private", "mock"):
         raise ValueError(f"kind must be 'private' or 'mock', not {kind!r}")
     if timeout is None or timeout <= 0:
         raise ValueError("timeout must be a positive number of seconds")
-    extra = _check_env(env)
-    api = session.job
-    uid, req, state = api._owner_job(job, f"run jobs on {kind} data")
-    if state["status"] not in RUNNABLE:
-        hint = {
-            JobStatus.PENDING_CODE_REVIEW: "review and approve it first (session.job.approve)",
-            JobStatus.REJECTED: "it was rejected",
-            JobStatus.RUNNING: "it is already running",
-        }.get(JobStatus(state["status"]), "")
-        raise JobStateError(f"job {uid} is {state['status']} and cannot run: {hint}")
-    if kind == "private":
-        data_dir = private_data_dir(session, req["dataset_name"])
-    else:
-        data_dir = session.dataset.get(req["dataset_name"]).get_mock_path()
-    store = session.store
+    return _check_env(env)
 
-    record: dict[str, Any] = {}
 
-    def begin(st: dict[str, Any]) -> None:
-        if st["status"] not in RUNNABLE:
-            raise JobStateError(f"job {uid} is {st['status']} and cannot run now")
-        n = len(st["runs"]) + 1
+def start_run(
+    store: JobStore,
+    audit: AuditLog,
+    mirror: StatusMirror,
+    job_id: str,
+    kind: str,
+    data_dir: Path,
+    *,
+    config_path: Path,
+    limits: SubmissionLimits,
+    blocking: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    env: dict[str, str] | None = None,
+) -> RunHandle:
+    """Run the approved job ``job_id`` of ``store.owner`` on ``kind`` ("private" or "mock")
+    data found in ``data_dir``; see ``Session.run_private``.
+
+    The code is copied from the job's inbox folder (never through a link planted there) and
+    must hash to the value pinned at approval; any refusal is audited.
+    """
+    extra = check_run_options(kind, timeout, env)
+    uid = job_id
+    inbox_code = store.network.job_inbox_dir(store.owner, uid)
+    run: RunRecord | None = None
+
+    def refuse(message: str, exc_type: type[Exception] = PermissionError) -> Exception:
+        return audited_refusal(audit, uid, "run", message, exc_type)
+
+    def begin(job: JobRecord) -> None:
+        nonlocal run
+        if job.status not in RUNNABLE:
+            raise JobStateError(f"job {uid} is {job.status} and cannot run now")
+        n = len(job.runs) + 1
         run_dir = store.run_dir(uid, n)
         shutil.rmtree(run_dir, ignore_errors=True)  # a refused attempt may have left a copy
         try:
-            code_src = api._real_job_dir(uid) / "code"  # not through a link planted in the inbox
-            copied = copy_code(code_src, run_dir / "code", session.limits)
+            copied = copy_code(plain_folder(inbox_code) / "code", run_dir / "code", limits)
         except (ValueError, OSError) as exc:
             shutil.rmtree(run_dir, ignore_errors=True)
-            raise api._refuse(uid, "run", f"refusing to run job {uid}: {exc}") from exc
-        if copied != st["pinned_sha256"]:
+            raise refuse(f"refusing to run job {uid}: {exc}") from exc
+        if copied != job.pinned_sha256:
             shutil.rmtree(run_dir, ignore_errors=True)
-            raise api._refuse(
-                uid,
-                "run",
+            raise refuse(
                 f"refusing to run job {uid}: its code changed after approval (approved hash "
-                f"{str(st['pinned_sha256'])[:12]}…, now {copied[:12]}…). Reject it and ask the "
-                "submitter to submit the new code as a new job",
+                f"{str(job.pinned_sha256)[:12]}…, now {copied[:12]}…). Reject it and ask the "
+                "submitter to submit the new code as a new job"
             )
-        if not (run_dir / "code" / req["entrypoint"]).is_file():
+        if not (run_dir / "code" / job.entrypoint).is_file():
             shutil.rmtree(run_dir, ignore_errors=True)
-            raise api._refuse(
-                uid, "run", f"job {uid} has no entrypoint {req['entrypoint']!r}", ValueError
-            )
+            raise refuse(f"job {uid} has no entrypoint {job.entrypoint!r}", ValueError)
         (run_dir / "output").mkdir(parents=True, exist_ok=True)
-        record.update(
-            {
-                "n": n,
-                "kind": kind,
-                "status": "running",
-                "reason": None,
-                "started_at": utc_now(),
-                "finished_at": None,
-                "exit_code": None,
-                "duration_s": None,
-                "code_sha256": copied,
-                "code_dir": str(run_dir / "code"),
-                "data_dir": str(data_dir),
-                "output_dir": str(run_dir / "output"),
-                "stdout": str(run_dir / "stdout.log"),
-                "stderr": str(run_dir / "stderr.log"),
-                "timeout_s": timeout,
-                "watcher_pid": os.getpid(),
-            }
+        run = RunRecord(
+            n=n,
+            kind=kind,
+            code_sha256=copied,
+            code_dir=str(run_dir / "code"),
+            data_dir=str(data_dir),
+            output_dir=str(run_dir / "output"),
+            stdout=str(run_dir / "stdout.log"),
+            stderr=str(run_dir / "stderr.log"),
+            timeout_s=timeout,
+            watcher_pid=os.getpid(),
         )
-        session.audit.append(
+        audit.append(
             "run_start",
             job_id=uid,
             run=n,
             kind=kind,
             code_sha256=copied,
-            entrypoint=req["entrypoint"],
+            entrypoint=job.entrypoint,
         )
-        st["runs"].append(record)
-        set_status(st, JobStatus.RUNNING)
+        job.runs.append(run)
+        job.set_status(JobStatus.RUNNING)
 
-    state = store.update(uid, begin)
-    api._mirror(uid, state)
+    record = store.update(uid, begin)
+    mirror.publish(record)
+    assert run is not None
 
     run_env = {
         **inherited_env(),
         **extra,
         "DATA_DIR": str(data_dir),
-        "OUTPUT_DIR": record["output_dir"],
-        CONFIG_ENV: str(session.client.config_path),
+        "OUTPUT_DIR": run.output_dir,
+        CONFIG_ENV: str(config_path),
         JOB_ID_ENV: uid,
         "FLWR_TELEMETRY_ENABLED": "0",
         "PYTHONUNBUFFERED": "1",
     }
-    handle = RunHandle(session, uid, record, timeout)
-    logger.info(f"running job {req['name']!r} ({uid}) run {record['n']} on {kind} data")
-    handle._start([sys.executable, req["entrypoint"]], Path(record["code_dir"]), run_env, blocking)
+    handle = RunHandle(store, audit, mirror, uid, run, timeout)
+    logger.info(f"running job {record.name!r} ({uid}) run {run.n} on {kind} data")
+    handle._start([sys.executable, record.entrypoint], Path(run.code_dir), run_env, blocking)
     return handle
 
 

@@ -15,47 +15,28 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from syft_flwr.config import Identity
 from syft_flwr.crypto import create_party
 from syft_flwr.network.layout import Network, validate_email
 from syft_flwr.rds.audit import AuditLog
+from syft_flwr.rds.client import RDSClient, owner_only
 from syft_flwr.rds.code import DEFAULT_LIMITS, SubmissionLimits
 from syft_flwr.rds.datasets import DatasetAPI
+from syft_flwr.rds.guest_jobs import GuestJobs
 from syft_flwr.rds.intake import DEFAULT_INTAKE, IntakePolicy
-from syft_flwr.rds.jobs import Job, JobAPI, JobRef
-from syft_flwr.rds.runner import DEFAULT_TIMEOUT, RunHandle, start_run
-from syft_flwr.rds.state import JobStateStore
+from syft_flwr.rds.jobs import JobRef, job_uid
+from syft_flwr.rds.owner_jobs import OwnerJobs
+from syft_flwr.rds.runner import DEFAULT_TIMEOUT, RunHandle
+from syft_flwr.rds.store import JobStore
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the monitor is imported only when an admin session starts (cheap imports)
     from syft_flwr.monitor.presence import OwnerHeartbeat
 
-
-@dataclass(frozen=True)
-class RDSClient:
-    """Who this party is: its email, its network and its identity file."""
-
-    email: str
-    network: Network
-    identity: Identity
-
-    @property
-    def config_path(self) -> Path:
-        """The identity file (what jobs receive as ``SYFTBOX_CLIENT_CONFIG_PATH``)."""
-        return self.identity.path
-
-    @property
-    def datasite_path(self) -> Path:
-        return self.network.datasite(self.email)
-
-    @property
-    def private_path(self) -> Path:
-        return self.network.private_dir(self.email)
+__all__ = ["RDSClient", "RDSServer", "Session", "setup_rds_server"]
 
 
 class RDSServer:
@@ -99,6 +80,9 @@ class Session:
     """A party's view of one datasite: ``dataset``, ``job`` (alias ``jobs``), and, for the
     datasite's owner (``is_admin``), running jobs and reading the audit log.
 
+    ``job`` is the role's jobs object: :class:`OwnerJobs` (over the owner's :class:`JobStore`,
+    also ``store``) in the owner's session, :class:`GuestJobs` in anyone else's.
+
     An admin session keeps its owner's heartbeat running (one per owner and network in a
     process, see :mod:`syft_flwr.monitor.presence`) until :meth:`close`, the end of a ``with``
     block, its garbage collection or the interpreter's exit. A guest session publishes nothing.
@@ -116,16 +100,18 @@ class Session:
         self.network = client.network
         self.limits = limits
         self.intake = intake
-        self.is_admin = client.email == host
-        self.store = JobStateStore(self.network, host) if self.is_admin else None
-        self.audit = (
-            AuditLog(self.network.private_dir(host) / "rds" / "audit.jsonl", actor=host)
-            if self.is_admin
-            else None
-        )
-        self.dataset = DatasetAPI(self)
-        self.job = JobAPI(self)
+        self.is_admin = client.owns(host)
+        self.store: JobStore | None = None
+        self.audit: AuditLog | None = None
+        self.job: OwnerJobs | GuestJobs
+        if self.is_admin:
+            self.store = JobStore(self.network, host)
+            self.audit = AuditLog(self.network.audit_log_path(host), actor=host)
+            self.job = OwnerJobs(client, limits, intake, self.store, self.audit)
+        else:
+            self.job = GuestJobs(client, host, limits, intake)
         self.jobs = self.job
+        self.dataset = DatasetAPI(client, host, self.audit)
         self.heartbeat: OwnerHeartbeat | None = None
         if self.is_admin:
             from syft_flwr.monitor.presence import join_owner_heartbeat  # imported on first use
@@ -146,11 +132,9 @@ class Session:
         self.close()
 
     def require_admin(self, action: str) -> None:
+        """PermissionError naming the owner, unless this is an admin session."""
         if not self.is_admin:
-            raise PermissionError(
-                f"only the owner of the datasite, {self.host}, can {action}; you are "
-                f"{self.client.email} (a guest). Ask {self.host} to do it"
-            )
+            raise owner_only(self.host, self.client.email, action)
 
     def run_private(
         self,
@@ -179,13 +163,15 @@ class Session:
     def _run(
         self, job: JobRef, kind: str, blocking: bool, timeout: float, env: dict[str, str] | None
     ) -> RunHandle:
-        """start_run, with the owner's heartbeat naming the job while it runs."""
+        """OwnerJobs.run, with the owner's heartbeat naming the job while it runs."""
         self.require_admin("run jobs")
+        jobs = self.job
+        assert isinstance(jobs, OwnerJobs)
         heartbeat = self.heartbeat
         if heartbeat is None:
-            return start_run(self, job, kind, blocking=blocking, timeout=timeout, env=env)
-        with heartbeat.running_job(job.uid if isinstance(job, Job) else str(job)) as run:
-            run.handle = start_run(self, job, kind, blocking=blocking, timeout=timeout, env=env)
+            return jobs.run(job, kind, blocking=blocking, timeout=timeout, env=env)
+        with heartbeat.running_job(job_uid(job)) as run:
+            run.handle = jobs.run(job, kind, blocking=blocking, timeout=timeout, env=env)
             return run.handle
 
     def audit_log(self) -> list[dict[str, Any]]:

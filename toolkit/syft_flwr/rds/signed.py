@@ -2,7 +2,7 @@
 
 The inbox folder ``datasites/<do>/app_data/rds/jobs/<job_id>/`` is writable by others, so a
 file there proves nothing by being there. The data owner signs (Ed25519, see
-:mod:`syft_flwr.keys`):
+:mod:`syft_flwr.crypto`):
 
 - ``status.json``, the status mirror: ``{job_id, status, reason, updated_at, runs}`` under
   :data:`STATUS_DOMAIN`. A guest reads a mirror that is not signed by the host as ``unknown``.
@@ -18,14 +18,13 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from syft_flwr.config import Identity
 from syft_flwr.crypto import SignatureError, read_regular_file, sign_document, verify_document
+from syft_flwr.errors import SyftFlwrError
 from syft_flwr.network.atomic import atomic_write_json
 from syft_flwr.network.layout import Network
-
-if TYPE_CHECKING:
-    from syft_flwr.config import Identity
 
 STATUS_DOMAIN = "rds.job_status.v1"
 RESULTS_DOMAIN = "rds.job_results.v1"
@@ -35,11 +34,11 @@ MAX_STATUS_BYTES = 64 * 1024
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
 
-class ResultsNotSharedError(PermissionError):
+class ResultsNotSharedError(SyftFlwrError, PermissionError):
     """No manifest: the data owner has not shared results for this job."""
 
 
-class ResultsTamperedError(PermissionError):
+class ResultsTamperedError(SyftFlwrError, PermissionError):
     """The results folder is not what the data owner shared (forged, added, altered files)."""
 
 
