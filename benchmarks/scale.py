@@ -31,6 +31,8 @@ round time growing at most linearly with N; an idle datasite using no CPU (~0 %)
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import json
 import os
 import re
@@ -170,10 +172,8 @@ class TreeSampler(threading.Thread):
         """Kill the descendants that outlived the run (e.g. Ray's daemons), by pid."""
         for pid, proc in self.seen.items():
             if pid != self.root.pid and proc.is_running():
-                try:
+                with contextlib.suppress(self._psutil.Error):
                     proc.kill()
-                except self._psutil.Error:
-                    pass
 
 
 def _why(stdout: str, stderr: str) -> str:
@@ -279,7 +279,7 @@ def _checks(syft: list[RunResult], flower: list[RunResult], idle: RunResult | No
     big = at.get(TARGET_N)
     ok_big = big is not None and big.exact
     per_node = [(r.n, r.mean_round_s / r.n) for r in syft if r.exact and r.mean_round_s]
-    linear = all(b[1] <= a[1] * LINEAR_SLACK for a, b in zip(per_node, per_node[1:]))
+    linear = all(b[1] <= a[1] * LINEAR_SLACK for a, b in itertools.pairwise(per_node))
     base = flw.get(TARGET_N)
     return {
         "exact_at_every_n": all(r.exact for r in syft),
