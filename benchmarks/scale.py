@@ -43,6 +43,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -199,9 +200,14 @@ def _timed_run(
         sampler.start()
         try:
             rc = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        except BaseException as exc:  # the timeout, or the harness interrupted: kill the run
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             rc = proc.wait()
+            if not isinstance(exc, subprocess.TimeoutExpired):
+                sampler.stop()
+                sampler.kill_leftovers()
+                raise
             result.status = f"timeout after {timeout:.0f} s"
         result.wall_s = time.perf_counter() - started
         sampler.stop()
@@ -209,6 +215,7 @@ def _timed_run(
     stdout, stderr = out_path.read_text(errors="replace"), err_path.read_text(errors="replace")
     if result.status == "ok" and rc != 0:
         result.status = f"failed (exit {rc})"
+    if result.status != "ok":
         result.error = _why(stdout, stderr)
     result.peak_rss_mb = sampler.peak_rss_mb()
     rounds_seen = [m.groups() for m in ROUND_LINE.finditer(stdout)]
@@ -273,24 +280,25 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def _checks(syft: list[RunResult], flower: list[RunResult], idle: RunResult | None) -> dict:
-    """Each target: met (True/False) or not measured (None)."""
-    at = {r.n: r for r in syft}
-    flw = {r.n: r for r in flower}
-    big = at.get(TARGET_N)
-    ok_big = big is not None and big.exact
-    per_node = [(r.n, r.mean_round_s / r.n) for r in syft if r.exact and r.mean_round_s]
-    linear = all(b[1] <= a[1] * LINEAR_SLACK for a, b in itertools.pairwise(per_node))
-    base = flw.get(TARGET_N)
+    """Each target: met (True), missed (False; a failed run misses them all) or not measured."""
+    big = {r.n: r for r in syft}.get(TARGET_N)
+    base = {r.n: r for r in flower if r.exact}.get(TARGET_N)
+
+    def at_target_n(met: Callable[[RunResult], bool]) -> bool | None:
+        return None if big is None else big.exact and met(big)
+
+    per_node = [r.mean_round_s / r.n for r in syft if r.exact and r.mean_round_s]
+    linear = all(b <= a * LINEAR_SLACK for a, b in itertools.pairwise(per_node))
     return {
         "exact_at_every_n": all(r.exact for r in syft),
-        f"wall_{TARGET_N}_le_{TARGET_WALL_S:g}s": (big.wall_s <= TARGET_WALL_S)
-        if ok_big
-        else False,
-        f"rss_{TARGET_N}_le_{TARGET_RSS_MB:g}mb": (
-            (big.peak_rss_mb or 0) <= TARGET_RSS_MB if ok_big else False
+        f"wall_{TARGET_N}_le_{TARGET_WALL_S:g}s": at_target_n(lambda r: r.wall_s <= TARGET_WALL_S),
+        f"rss_{TARGET_N}_le_{TARGET_RSS_MB:g}mb": at_target_n(
+            lambda r: (r.peak_rss_mb or 0) <= TARGET_RSS_MB
         ),
         f"speedup_vs_flower_{TARGET_N}_ge_{TARGET_SPEEDUP:g}x": (
-            base.wall_s / big.wall_s >= TARGET_SPEEDUP if ok_big and base and base.exact else None
+            None
+            if base is None
+            else at_target_n(lambda r: base.wall_s / r.wall_s >= TARGET_SPEEDUP)
         ),
         "round_time_at_most_linear": linear if len(per_node) > 1 else None,
         "idle_cpu_percent": None if idle is None else idle.idle_cpu_percent,
@@ -303,7 +311,8 @@ def _table(syft: list[RunResult], flower: list[RunResult], idle: RunResult | Non
         f"{'engine':<10}{'N':>6}{'wall s':>9}{'peak MB':>9}{'round s':>9}"
         f"{'ms/node':>9}{'exact':>7}  vs Flower / status"
     )
-    rows = [head]
+    legend = "round s: mean round time; ms/node: that per datasite (flat = linear growth)"
+    rows = [legend, head]
     for r in [*syft, *flower]:
         per_node = r.mean_round_s * 1000 / r.n if r.mean_round_s else None
         note = r.status if r.status == "ok" else f"{r.status}: {r.error}".rstrip(": ")
