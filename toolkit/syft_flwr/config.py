@@ -32,7 +32,7 @@ class Identity:
         return Network(self.network_root)
 
     @classmethod
-    def write(cls, network: Network, email: str) -> Identity:
+    def write(cls, network: Network, email: str, *, durable: bool = True) -> Identity:
         """Write (or rewrite) the identity file of ``email`` on ``network``; other fields of an
         existing file are kept.
 
@@ -45,7 +45,7 @@ class Identity:
         existing.update(
             {"version": IDENTITY_VERSION, "email": email, "network_root": str(network.root)}
         )
-        atomic_write_json(path, existing)
+        atomic_write_json(path, existing, durable=durable)
         return cls(email=email, network_root=network.root, path=path)
 
     @classmethod

@@ -191,7 +191,7 @@ def run(
     parties = [*config.datasites, config.aggregator]
     _open_files_for(len(parties))
     for email in parties:  # keys to authenticate and encrypt every message file
-        create_party(network, email)
+        create_party(network, email, durable=False)  # a throwaway network
     started = time.time()
     failures: dict[str, str] = {}
     node_results: dict[str, NodeResult] = {}
@@ -203,8 +203,10 @@ def run(
         heartbeats = []
         try:
             for email, mock in zip(config.datasites, mocks, strict=True):
-                heartbeat = Heartbeat(network, email, "datasite", interval=beat_every).start()
-                heartbeats.append(heartbeat)
+                heartbeat = None
+                if keep_network:  # a throwaway network has no one to read its heartbeats
+                    heartbeat = Heartbeat(network, email, "datasite", interval=beat_every)
+                    heartbeats.append(heartbeat.start())
                 node = datasite_node(
                     apps.client_app,
                     network,

@@ -100,8 +100,9 @@ def _locked(folder: Path) -> Iterator[None]:
         yield
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` with mode 0600 from the start, atomically; never replaces."""
+def _write_private(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` with mode 0600 from the start, atomically; never replaces.
+    ``durable`` flushes it to disk first."""
     tmp = path.parent / f".tmp-{uuid.uuid4().hex}-{path.name}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -109,7 +110,8 @@ def _write_private(path: Path, data: bytes) -> None:
             view = memoryview(data)
             while view:  # a short write (a full disk) must never leave a truncated key
                 view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         except OSError as exc:
             raise OSError(exc.errno, f"could not write the key {path}: {exc.strerror}") from exc
         finally:
@@ -143,11 +145,12 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def ensure_keys(network: Network, email: str) -> PublicKeys:
+def ensure_keys(network: Network, email: str, *, durable: bool = True) -> PublicKeys:
     """Create the keys ``email`` lacks and (re)publish its public keys; returns them.
 
     Existing private keys are kept. ``keys.json`` is rewritten only if it is missing or does
     not hold the public halves of the private keys (its ``created_at`` is kept otherwise).
+    ``durable=False`` does not flush the files to disk (a throwaway network).
     """
     validate_email(email)
     folder = network.private_keys_dir(email)
@@ -157,7 +160,7 @@ def ensure_keys(network: Network, email: str) -> PublicKeys:
             (ENCRYPTION_KEY_FILE, X25519PrivateKey.generate),
         ):
             if not (folder / name).exists():
-                _write_private(folder / name, _pem(make()))
+                _write_private(folder / name, _pem(make()), durable=durable)
                 logger.debug(f"created {name} for {email} in {folder}")
         signing = _load_private(folder / SIGNING_KEY_FILE, Ed25519PrivateKey)
         encryption = _load_private(folder / ENCRYPTION_KEY_FILE, X25519PrivateKey)
@@ -177,6 +180,7 @@ def ensure_keys(network: Network, email: str) -> PublicKeys:
                 "x25519": b64(x),
                 "created_at": datetime.now(UTC).isoformat(),
             },
+            durable=durable,
         )
         return public_keys(network, email)
 

@@ -47,7 +47,8 @@ SALT_BYTES = 16
 TAG_BYTES = 16
 _BODY_INFO = b"syft_flwr message body v4"
 _MAC_INFO = b"syft_flwr message header mac v4"
-_MAX_PAIRS = 1024
+#: peers (and directions) whose keys are kept: an aggregator of 10,000 datasites keeps all
+_MAX_PAIRS = 1 << 15
 
 
 class MessageKeys:

@@ -52,7 +52,7 @@ from syft_flwr.monitor.metrics import (
 )
 from syft_flwr.monitor.participants import DEFAULT_OFFLINE_AFTER
 from syft_flwr.monitor.runs import register_run, run_events_path
-from syft_flwr.network.files import append_line
+from syft_flwr.network.files import LineLog
 from syft_flwr.network.layout import Network
 
 
@@ -75,6 +75,7 @@ class RunMonitor:
     ):
         self.events_path = Path(events_path)
         self.events_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log: LineLog | None = None
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = RunMetrics(self.registry)
         self.network = network
@@ -104,7 +105,9 @@ class RunMonitor:
         with self._lock:
             if handler is not None:
                 handler(event)
-            append_line(self.events_path, event_to_json(event))
+            if self._log is None:  # kept open: a run of a thousand datasites has many events
+                self._log = LineLog(self.events_path)
+            self._log.append(event_to_json(event))
 
     def _run_started(self, event: RunStarted) -> None:
         self.run_id = event.run_id
@@ -169,7 +172,11 @@ class RunMonitor:
         return self._server.server_port
 
     def close(self) -> None:
-        """Stop the metrics server, if one was started."""
+        """Close the events file; stop the metrics server, if one was started."""
+        with self._lock:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
         if self._server is not None:
             stop_metrics_server(self._server, self._server_thread)
             self._server = self._server_thread = None

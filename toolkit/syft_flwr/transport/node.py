@@ -20,7 +20,7 @@ from flwr.app import Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
 from loguru import logger
 
-from syft_flwr.network import Network, append_line, file_lock, validate_email
+from syft_flwr.network import LineLog, Network, file_lock, validate_email
 from syft_flwr.transport import flwr_compat
 from syft_flwr.transport.codec import KIND_STOP, ChecksumCache, Envelope, MessageFileError
 from syft_flwr.transport.codec import check_freshness as _check_freshness
@@ -78,23 +78,22 @@ class NodeResult:
 
 
 class _Answered:
-    """Ids of messages already answered (``answered.log``, one per line), so a restarted
-    node never answers a message twice."""
+    """Ids of messages already answered (``answered.log``, one per line, kept open while the
+    node serves), so a restarted node never answers a message twice."""
 
     def __init__(self, path: Path):
-        self.path = path
-        self.ids: set[str] = set()
-        if path.exists():
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-                if is_message_id(line.strip()):
-                    self.ids.add(line.strip())
+        self._log = LineLog(path)
+        self.ids = {line.strip() for line in self._log.lines() if is_message_id(line.strip())}
 
     def __contains__(self, message_id: str) -> bool:
         return message_id in self.ids
 
     def add(self, message_id: str) -> None:
         self.ids.add(message_id)
-        append_line(self.path, message_id)  # one O_APPEND write: one whole line
+        self._log.append(message_id)  # one O_APPEND write: one whole line
+
+    def close(self) -> None:
+        self._log.close()
 
 
 class DatasiteNode:
@@ -194,7 +193,9 @@ class DatasiteNode:
                     f"another node is already serving {self.email}'s inbox for app "
                     f"{self.app_name}; stop it first"
                 ) from None
-            self._answered = _Answered(self.private_dir / "answered.log")
+            self._answered = held.enter_context(
+                contextlib.closing(_Answered(self.private_dir / "answered.log"))
+            )
             self.endpoint._on_arrival = on_arrival
             self.endpoint.open()
             held.callback(self.endpoint.close)
