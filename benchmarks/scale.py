@@ -76,26 +76,12 @@ def _child_flower(project: str, n: int, run_config: dict) -> None:
     simulation: the run config is the app's pyproject.toml (which the harness wrote), since
     the public ``run_simulation`` gives the apps an empty one."""
     sys.path.insert(0, project)
-    from flwr.app import Context, RecordDict
-    from flwr.common.config import get_fused_config_from_dir
-    from flwr.simulation.run_simulation import _run_simulation
-    from flwr.supercore.telemetry import EventType
     from sum_app.client_app import app as client_app
     from sum_app.server_app import app as server_app
 
-    config = get_fused_config_from_dir(Path(project), {})
-    context = Context(run_id=0, node_id=0, node_config={}, state=RecordDict(), run_config=config)
-    _run_simulation(
-        num_supernodes=n,
-        exit_event=EventType.PYTHON_API_RUN_SIMULATION_LEAVE,
-        client_app=client_app,
-        server_app=server_app,
-        backend_name="ray",
-        backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}},
-        server_app_context=context,
-        app_dir=project,
-        is_app=True,  # the nodes read their run config from the app's folder
-    )
+    from syft_flwr.transport import flwr_compat
+
+    flwr_compat.run_flower_simulation(project, server_app, client_app, num_supernodes=n)
     print("bench: flower run finished", flush=True)
 
 

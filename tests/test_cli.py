@@ -1,7 +1,6 @@
 """The `syft-flwr` command, as a person runs it (a real subprocess)."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -56,15 +55,6 @@ def test_bad_project_folder_is_a_clear_error(args: list[str]) -> None:
     proc = _cli(*args)
     assert proc.returncode != 0
     assert "error:" in proc.stderr and "Traceback" not in proc.stderr
-
-
-def test_telemetry_is_off_once_the_toolkit_is_imported() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "FLWR_TELEMETRY_ENABLED"}
-    code = "import syft_flwr, flwr.supercore.telemetry as t; print(t.FLWR_TELEMETRY_ENABLED)"
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip() == "0"
 
 
 def test_run_with_an_app_that_does_not_import_is_one_error_line(tiny_app, tiny_data) -> None:

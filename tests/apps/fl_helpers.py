@@ -1,10 +1,7 @@
-"""Test fixtures for the Flower apps: an in-process Grid and data split helpers.
+"""Test helpers for the Flower apps: data split helpers and loading an app's scripts.
 
-:class:`InProcessGrid` is a test double of the transport, not part of the product: it hands
-each Message to a ClientApp in this process, as a datasite's node loop would, serialising the
-message both ways (as any real transport does, so no object is shared between the two sides),
-inside ``dataset_path_context(<that datasite's data>)`` and with a Context whose node_config
-carries ``data-path`` (plus any node config a data owner would set).
+The apps are driven through the package's :class:`~syft_flwr.transport.loopback.LoopbackGrid`,
+which hands each Message to a ClientApp in this process as a datasite's node would.
 """
 
 from __future__ import annotations
@@ -12,134 +9,17 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import sys
-import time
-import traceback
-from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import pandas as pd
-from flwr.app import Context, Error, Message, RecordDict
-from flwr.common.constant import SUPERLINK_NODE_ID
-from flwr.common.serde import message_from_proto, message_to_proto
-from flwr.serverapp import Grid
-from flwr.supercore.run import Run
-from flwr.supercore.task_identity import TaskIdentity
 
-from syft_flwr.utils import dataset_path_context
 from tests.support import REPO
 
 ORIGINAL_CSV = (
     REPO / "datasets" / "pima-indians-diabetes-database" / "raw" / "pima-indians-diabetes.csv"
 )
 DATASET_DIR = REPO / "datasets" / "pima-indians-diabetes-database"
-CLIENT_ERROR = 1  # Error.code of a reply whose ClientApp raised
-
-
-def _copy(message: Message) -> Message:
-    return message_from_proto(message_to_proto(message))
-
-
-class InProcessGrid(Grid):
-    """A Grid that runs each datasite's ClientApp in this process (a test fixture).
-
-    ``fail`` may raise for a message before it is delivered, to simulate a stopped
-    aggregator (raise from it) or a datasite that does not answer (return True).
-    """
-
-    def __init__(
-        self,
-        client_app: Any,
-        data_dirs: Mapping[int, Path],
-        *,
-        run_config: Mapping[str, Any] | None = None,
-        node_configs: Mapping[int, Mapping[str, Any]] | None = None,
-        fail: Callable[[Message], bool] | None = None,
-        run_id: int = 7,
-    ):
-        self.client_app = client_app
-        self.data_dirs = dict(data_dirs)
-        self.fail = fail
-        self._run = Run.create_empty(run_id)
-        self._replies: dict[str, Message] = {}
-        self.delivered: list[Message] = []  # every message a datasite received
-        self.replies: list[Message] = []  # every reply a datasite sent
-        self.contexts = {
-            node_id: Context(
-                run_id=run_id,
-                node_id=node_id,
-                node_config={"data-path": str(path), **dict((node_configs or {}).get(node_id, {}))},
-                state=RecordDict(),
-                run_config=dict(run_config or {}),
-            )
-            for node_id, path in self.data_dirs.items()
-        }
-        # What a ServerApp process has: Message() reads the run and node from here. Set only
-        # if unset (process-wide; push_messages routes each message to this run anyway).
-        for name, value in (("run_id", run_id), ("node_id", SUPERLINK_NODE_ID), ("task_id", 1)):
-            if getattr(TaskIdentity, f"_{name}") is None:
-                setattr(TaskIdentity, name, value)
-
-    def set_run(self, run: Run) -> None:
-        self._run = run
-
-    @property
-    def run(self) -> Run:
-        return self._run
-
-    def create_message(
-        self,
-        content: RecordDict,
-        message_type: str,
-        dst_node_id: int,
-        group_id: str,
-        ttl: float | None = None,
-    ) -> Message:
-        return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
-
-    def get_node_ids(self) -> Iterable[int]:
-        return list(self.data_dirs)
-
-    def _deliver(self, message: Message) -> Message | None:
-        node_id = message.metadata.dst_node_id
-        if node_id not in self.data_dirs:
-            raise ValueError(f"message for unknown node {node_id}")
-        if self.fail is not None and self.fail(message):
-            return None
-        received = _copy(message)
-        self.delivered.append(received)
-        with dataset_path_context(self.data_dirs[node_id]):
-            try:
-                reply = self.client_app(received, self.contexts[node_id])
-            except Exception as exc:
-                reason = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
-                reply = Message(Error(code=CLIENT_ERROR, reason=reason), reply_to=received)
-        reply.metadata.__dict__["_message_id"] = uuid4().hex
-        self.replies.append(reply)
-        return _copy(reply)
-
-    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
-        ids = []
-        for message in messages:
-            metadata = message.metadata
-            metadata.__dict__["_message_id"] = uuid4().hex
-            metadata.__dict__["_run_id"] = self._run.run_id
-            metadata.__dict__["_src_node_id"] = SUPERLINK_NODE_ID
-            metadata.created_at = time.time()
-            reply = self._deliver(message)
-            if reply is not None:
-                self._replies[metadata.message_id] = reply
-            ids.append(metadata.message_id)
-        return ids
-
-    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
-        return [self._replies.pop(i) for i in list(message_ids) if i in self._replies]
-
-    def send_and_receive(
-        self, messages: Iterable[Message], *, timeout: float | None = None
-    ) -> Iterable[Message]:
-        return list(self.pull_messages(self.push_messages(messages)))
 
 
 # -- data -----------------------------------------------------------------------------------

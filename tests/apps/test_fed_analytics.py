@@ -1,11 +1,11 @@
 """fed-analytics-diabetes: the ServerApp's aggregate equals pandas on the union of the data.
 
 The app is loaded from a fresh copy (its figures/ land there) and driven with real Flower
-objects. Messages reach the ClientApp through ``InProcessGrid``, a TEST FIXTURE: a minimal
-``flwr.serverapp.Grid`` that calls the ClientApp in this process, once per datasite, inside
-that datasite's ``dataset_path_context``. It stands in for the real transport (exercised by the
-end-to-end runs through ``syft_flwr.run``); like it, it turns an exception of the ClientApp
-into an error reply, and it sends every message through flwr's protobuf serde.
+objects. Messages reach the ClientApp through the package's ``LoopbackGrid``: a
+``flwr.serverapp.Grid`` that calls the ClientApp in this process, once per datasite, as a
+datasite's node does (its data path, an error reply for an app that raised), every message
+through flwr's protobuf serde. The real transport is exercised by the end-to-end runs
+through ``syft_flwr.run``.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from flwr.app import Context, Error, Message, MessageType, RecordDict
-from flwr.serverapp import Grid
+from flwr.app import Context, Message, MessageType, RecordDict
 
 from syft_flwr.apps import FlowerApps, load_apps
 from syft_flwr.config import flower_run_config
 from syft_flwr.transport import flwr_compat
-from syft_flwr.utils import DatasetPathError, dataset_path_context
+from syft_flwr.transport.loopback import LoopbackGrid
+from syft_flwr.utils import DatasetPathError
 from tests.support import AGGREGATOR, DATASITES, PIMA_FEATURES, REPO, copy_app
 
 APP = REPO / "fed-analytics-diabetes"
@@ -40,91 +40,6 @@ DEFAULT_EDGES = {
     "Age": [float(e) for e in range(20, 86, 5)],
 }
 RUN_ID = 4242
-
-
-# -- the test fixture grid ------------------------------------------------------------------
-class InProcessGrid(Grid):
-    """TEST FIXTURE, not product code: a Grid that runs the ClientApp in-process per node.
-
-    ``datasites`` maps node id -> data folder (None: no data path at all). ``raised`` keeps
-    the exception each node's ClientApp raised; ``received`` counts the queries per node.
-    """
-
-    def __init__(
-        self, client_app: Any, datasites: dict[int, Path | None], run_config: dict[str, Any]
-    ) -> None:
-        self.client_app = client_app
-        self.datasites = datasites
-        self.run_config = dict(run_config)
-        self._run = flwr_compat.make_run(RUN_ID, self.run_config)
-        flwr_compat.ensure_task_identity(RUN_ID)
-        self._replies: dict[str, Message] = {}
-        self.raised: dict[int, BaseException] = {}
-        self.received: dict[int, int] = dict.fromkeys(datasites, 0)
-
-    def set_run(self, run: flwr_compat.Run) -> None:
-        self._run = run
-
-    @property
-    def run(self) -> flwr_compat.Run:
-        return self._run
-
-    def create_message(
-        self,
-        content: RecordDict,
-        message_type: str,
-        dst_node_id: int,
-        group_id: str,
-        ttl: float | None = None,
-    ) -> Message:
-        return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
-
-    def get_node_ids(self) -> Iterable[int]:
-        return list(self.datasites)
-
-    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
-        ids = []
-        for message in messages:
-            message_id = uuid.uuid4().hex
-            flwr_compat.set_message_id(message, message_id)
-            flwr_compat.set_route(message, run_id=RUN_ID, src_node_id=flwr_compat.SUPERLINK_NODE_ID)
-            wire = flwr_compat.message_from_bytes(flwr_compat.message_to_bytes(message))
-            reply = self._serve(wire)
-            flwr_compat.set_message_id(reply, uuid.uuid4().hex)
-            self._replies[message_id] = flwr_compat.message_from_bytes(
-                flwr_compat.message_to_bytes(reply)
-            )
-            ids.append(message_id)
-        return ids
-
-    def _serve(self, message: Message) -> Message:
-        node_id = message.metadata.dst_node_id
-        self.received[node_id] += 1
-        context = Context(
-            run_id=RUN_ID, node_id=node_id, node_config={}, state=RecordDict(),
-            run_config=dict(self.run_config),
-        )  # fmt: skip
-        path = self.datasites[node_id]
-        try:
-            if path is None:
-                return self.client_app(message, context)
-            with dataset_path_context(path):
-                return self.client_app(message, context)
-        except Exception as exc:  # what the real datasite loop does: an error reply
-            self.raised[node_id] = exc
-            error = Error(
-                code=flwr_compat.CLIENT_APP_RAISED_EXCEPTION,
-                reason=f"{type(exc).__name__}: {exc}",
-            )
-            return Message(error, reply_to=message)
-
-    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
-        return [self._replies.pop(i) for i in list(message_ids) if i in self._replies]
-
-    def send_and_receive(
-        self, messages: Iterable[Message], *, timeout: float | None = None
-    ) -> Iterable[Message]:
-        return list(self.pull_messages(self.push_messages(messages)))
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -154,10 +69,10 @@ def flwr_warnings() -> Iterator[list[str]]:
 
 def _run_server(
     project: Path, datasites: dict[int, Path | None], **overrides: Any
-) -> tuple[InProcessGrid, FlowerApps]:
+) -> tuple[LoopbackGrid, FlowerApps]:
     apps = load_apps(project)
     run_config = {**flower_run_config(project), **overrides}
-    grid = InProcessGrid(apps.client_app, datasites, run_config)
+    grid = LoopbackGrid(apps.client_app, datasites, run_config=run_config, run_id=RUN_ID)
     context = Context(
         run_id=RUN_ID, node_id=0, node_config={}, state=RecordDict(), run_config=run_config
     )
@@ -280,22 +195,22 @@ def _pngs(project: Path) -> list[str]:
     return sorted(p.name for p in (project / "figures").glob("*.png"))
 
 
-class TamperingGrid(InProcessGrid):
+class TamperingGrid(LoopbackGrid):
     """TEST FIXTURE: replaces node ``bad``'s reply with an empty one, or drops it."""
 
-    def __init__(self, *args: Any, bad: int, drop: bool) -> None:
-        super().__init__(*args)
-        self.bad, self.drop = bad, drop
+    def __init__(self, *args: Any, bad: int, drop: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.bad, self.drop_reply = bad, drop
 
-    def _serve(self, message: Message) -> Message:
-        reply = super()._serve(message)
+    def serve(self, message: Message) -> Message:
+        reply = super().serve(message)
         if message.metadata.dst_node_id == self.bad:
             reply = Message(RecordDict(), reply_to=message)
         return reply
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         replies = super().pull_messages(message_ids)
-        if self.drop:
+        if self.drop_reply:
             return [r for r in replies if r.metadata.src_node_id != self.bad]
         return replies
 
@@ -326,7 +241,9 @@ def test_a_failed_datasite_fails_the_run_but_summary_json_records_it(
 def test_a_malformed_or_missing_reply_fails_the_run(app_copy: Path, drop: bool) -> None:
     apps = load_apps(app_copy)
     run_config = flower_run_config(app_copy)
-    grid = TamperingGrid(apps.client_app, {1: MOCKS[0], 2: MOCKS[1]}, run_config, bad=2, drop=drop)
+    grid = TamperingGrid(
+        apps.client_app, {1: MOCKS[0], 2: MOCKS[1]}, run_config=run_config, bad=2, drop=drop
+    )
     context = Context(
         run_id=RUN_ID, node_id=0, node_config={}, state=RecordDict(), run_config=run_config
     )

@@ -1,7 +1,7 @@
 """The fl-diabetes-prediction Flower app: federated preprocessing, training, resume, quality.
 
 Each test runs the app's real ServerApp and ClientApp from a fresh copy of the project (so
-weights/ belongs to the test) over :class:`InProcessGrid`, two datasites in this process.
+weights/ belongs to the test) over :class:`LoopbackGrid`, two datasites in this process.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from flwr.app import Context, MessageType, RecordDict
 
 from syft_flwr.apps import load_apps
 from syft_flwr.runtime import run_config_for
+from syft_flwr.transport.loopback import LoopbackGrid
 from tests.apps.fl_helpers import (
-    InProcessGrid,
     copy_project,
     data_dirs,
     load_script,
@@ -53,16 +53,16 @@ def run_app(
     resume: bool = False,
     node_configs: dict[int, dict[str, Any]] | None = None,
     fail=None,
-) -> InProcessGrid:
+) -> LoopbackGrid:
     """Run the app's ServerApp over two in-process datasites; returns the grid (its log)."""
     apps = load_apps(project)
     run_config = run_config_for(project, overrides, resume)
-    grid = InProcessGrid(
+    grid = LoopbackGrid(
         apps.client_app,
         dict(zip(NODES, dirs, strict=True)),
         run_config=run_config_for(project, None, False),  # what a datasite's job has
         node_configs=node_configs,
-        fail=fail,
+        drop=fail,
     )
     context = Context(
         run_id=grid.run.run_id, node_id=0, node_config={}, state=RecordDict(), run_config=run_config
@@ -84,7 +84,7 @@ def pooled_frame(dirs: list[Path], split: str) -> pd.DataFrame:
     return pd.concat([pd.read_csv(d / f"{split}.csv") for d in dirs], ignore_index=True)
 
 
-def train_replies(grid: InProcessGrid) -> dict[int, list[dict]]:
+def train_replies(grid: LoopbackGrid) -> dict[int, list[dict]]:
     out: dict[int, list[dict]] = {}
     for reply in grid.replies:
         if reply.metadata.message_type == MessageType.TRAIN and not reply.has_error():

@@ -151,6 +151,15 @@ def test_datasite_grid_implements_every_abstract_method_of_flwr_grid() -> None:
     assert "timeout" in params and params["timeout"].kind is inspect.Parameter.KEYWORD_ONLY, HINT
 
 
+def test_telemetry_is_off_once_the_toolkit_is_imported() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "FLWR_TELEMETRY_ENABLED"}
+    code = "import syft_flwr, flwr.supercore.telemetry as t; print(t.FLWR_TELEMETRY_ENABLED)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "0"
+
+
 def test_importing_the_transport_leaves_flwr_telemetry_off() -> None:
     env = {k: v for k, v in os.environ.items() if k != "FLWR_TELEMETRY_ENABLED"}
     code = (
@@ -205,3 +214,15 @@ def test_runtime_parses_config_through_flwr_compat(monkeypatch) -> None:
     seen: list[list[str]] = []
     monkeypatch.setattr(flwr_compat, "parse_config_args", lambda lines: seen.append(lines) or {})
     assert runtime.parse_config("a=1") == {} and seen == [["a=1"]]
+
+
+def test_the_simulation_engine_runner_takes_what_flwr_compat_passes() -> None:
+    """benchmarks/scale.py compares with Flower's engine through run_flower_simulation."""
+    ray = pytest.importorskip("ray", reason="flwr[simulation] (the bench extra) not installed")
+    assert ray is not None
+    from flwr.simulation import run_simulation as module
+
+    params = inspect.signature(module._run_simulation).parameters
+    passed = {"num_supernodes", "exit_event", "client_app", "server_app", "backend_name"}
+    passed |= {"backend_config", "server_app_context", "app_dir", "is_app"}
+    assert passed <= set(params), HINT

@@ -4,7 +4,8 @@ flwr is pinned exactly (see pyproject.toml). The transport needs a few things fl
 offers to its own runtimes: setting a message's id and sender node id, building a message
 from raw metadata, the protobuf serde, the ``Run`` record a Grid holds, the identity
 that ``Message(...)`` reads to fill in ``run_id``/``src_node_id``, and the parser of
-``--run-config`` strings (``flwr.common.config``). When flwr is upgraded,
+``--run-config`` strings (``flwr.common.config``), and the simulation engine's runner with
+an app's run config (for comparisons). When flwr is upgraded,
 ``tests/transport/test_flwr_compat.py`` checks each of these still exists and behaves; fix
 this module, nowhere else.
 """
@@ -12,6 +13,7 @@ this module, nowhere else.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import flwr
@@ -116,3 +118,29 @@ def parse_config_args(lines: list[str]) -> dict[str, Any]:
         return dict(_parse(list(lines)))
     except Exception as exc:  # click.ClickException for values that are not TOML
         raise ValueError(getattr(exc, "message", None) or str(exc)) from exc
+
+
+def run_flower_simulation(
+    app_dir: str | Path, server_app: Any, client_app: Any, *, num_supernodes: int
+) -> None:
+    """Run an app through Flower's own simulation engine (Ray) as ``flwr run`` does for a
+    local simulation: the apps get the run config of ``app_dir``'s pyproject.toml (flwr's
+    public ``run_simulation`` gives them an empty one). Needs ``flwr[simulation]``."""
+    from flwr.app import Context, RecordDict
+    from flwr.common.config import get_fused_config_from_dir
+    from flwr.simulation.run_simulation import _run_simulation
+    from flwr.supercore.telemetry import EventType
+
+    config = get_fused_config_from_dir(Path(app_dir), {})
+    context = Context(run_id=0, node_id=0, node_config={}, state=RecordDict(), run_config=config)
+    _run_simulation(
+        num_supernodes=num_supernodes,
+        exit_event=EventType.PYTHON_API_RUN_SIMULATION_LEAVE,
+        client_app=client_app,
+        server_app=server_app,
+        backend_name="ray",
+        backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}},
+        server_app_context=context,
+        app_dir=str(app_dir),
+        is_app=True,  # the nodes read their run config from the app's folder
+    )

@@ -11,22 +11,21 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flwr.app import Context, Error, Message, RecordDict
+from flwr.app import Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 from loguru import logger
 
 from syft_flwr.network import LineLog, Network, file_lock, validate_email
-from syft_flwr.transport import flwr_compat
+from syft_flwr.transport.clientapp import answer, error_reply
 from syft_flwr.transport.codec import KIND_STOP, ChecksumCache, Envelope, MessageFileError
 from syft_flwr.transport.codec import check_freshness as _check_freshness
 from syft_flwr.transport.endpoint import Endpoint, Received
 from syft_flwr.transport.grid import server_round
-from syft_flwr.transport.ids import is_message_id, new_message_id, node_id_for
+from syft_flwr.transport.ids import is_message_id, node_id_for
 from syft_flwr.transport.inbox import remove
 from syft_flwr.transport.report import QuarantinedFile, count_refusals
 from syft_flwr.transport.settings import (
@@ -37,7 +36,6 @@ from syft_flwr.transport.settings import (
     TransportSettings,
     collect_garbage,
 )
-from syft_flwr.utils import dataset_path_context
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -409,37 +407,23 @@ class DatasiteNode:
         return context
 
     def _call_app(self, message: Message, result: NodeResult) -> Message:
-        context = self._context(message.metadata.run_id)
-        try:
-            with dataset_path_context(self.data_path):
-                reply = self.client_app(message, context)
-            if not isinstance(reply, Message):
-                raise TypeError(
-                    f"the ClientApp returned {type(reply).__name__}; it must return "
-                    "Message(content, reply_to=message)"
-                )
-            if reply.metadata.reply_to_message_id != message.metadata.message_id:
-                raise TypeError(
-                    "the ClientApp returned a message that is not a reply to the one it "
-                    "received; return Message(content, reply_to=message)"
-                )
-        except Exception as exc:
-            logger.error(
-                f"{self.email}: the ClientApp raised {type(exc).__name__}: {exc}\n"
-                + "".join(traceback.format_exception(exc))
-            )
-            return self._error_reply(message, exc, result)
-        flwr_compat.set_message_id(reply, new_message_id())
-        flwr_compat.set_route(reply, run_id=message.metadata.run_id, src_node_id=self.node_id)
+        reply, raised = answer(
+            self.client_app,
+            message,
+            self._context(message.metadata.run_id),
+            node_id=self.node_id,
+            data_path=self.data_path,
+            who=self.email,
+        )
+        if raised is not None:
+            self._app_error(message, raised, result)
         return reply
 
     def _error_reply(self, message: Message, exc: BaseException, result: NodeResult) -> Message:
+        self._app_error(message, exc, result)
+        return error_reply(message, exc, node_id=self.node_id)
+
+    @staticmethod
+    def _app_error(message: Message, exc: BaseException, result: NodeResult) -> None:
         kind = type(exc).__qualname__
         result.app_errors.append(AppError(message.metadata.message_id, kind, str(exc)))
-        reply = Message(
-            Error(code=flwr_compat.CLIENT_APP_RAISED_EXCEPTION, reason=f"{kind}: {exc}"),
-            reply_to=message,
-        )
-        flwr_compat.set_message_id(reply, new_message_id())
-        flwr_compat.set_route(reply, run_id=message.metadata.run_id, src_node_id=self.node_id)
-        return reply
