@@ -220,8 +220,9 @@ def test_the_simulation_engine_runner_takes_what_flwr_compat_passes() -> None:
     """benchmarks/scale.py compares with Flower's engine through run_flower_simulation."""
     ray = pytest.importorskip("ray", reason="flwr[simulation] (the bench extra) not installed")
     assert ray is not None
-    from flwr.simulation import run_simulation as module
+    import importlib
 
+    module = importlib.import_module("flwr.simulation.run_simulation")
     params = inspect.signature(module._run_simulation).parameters
     passed = {"num_supernodes", "exit_event", "client_app", "server_app", "backend_name"}
     passed |= {"backend_config", "server_app_context", "app_dir", "is_app"}
