@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from syft_flwr.network.atomic import atomic_write_json, read_json
-from syft_flwr.network.files import file_lock
+from syft_flwr.network.files import append_line, file_lock
 from syft_flwr.rds._files import utc_now
 from syft_flwr.rds.errors import AuditLogTamperedError
 
@@ -57,13 +57,9 @@ class AuditLog:
             self._check_head(seq, prev)
             entry = {"seq": seq, "at": utc_now(), "actor": self.actor, "event": event, **fields}
             entry["prev"] = prev
-            line = json.dumps(entry, sort_keys=True, default=str).encode("utf-8")
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(fd, line + b"\n")
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            text = json.dumps(entry, sort_keys=True, default=str)
+            append_line(self.path, text, durable=True)
+            line = text.encode("utf-8")
             atomic_write_json(self.head_path, {"count": seq + 1, "last_hash": _line_hash(line)})
             return entry
 
