@@ -153,7 +153,7 @@ class DataOwner:
 
     def answered_ids(self, app_name: str, network: Any) -> list[str]:
         """Message ids in the node's answered log, in order (a restarted node appends)."""
-        path = network.flwr_private_dir(self.email, app_name) / "answered.log"
+        path = network.answered_log(self.email, app_name)
         if not path.exists():
             return []
         return [line for line in path.read_text().splitlines() if line.strip()]

@@ -144,7 +144,7 @@ def test_bad_files_are_quarantined_and_the_node_keeps_serving(tmp_path: Path) ->
     assert "unexpected file name" in reasons["notes.txt"]
     assert "bad magic" in reasons[f"{'ab' * 16}.msg"]
     assert result.answered == 1 and result.reason == "stopped"
-    quarantine_dir = fed.network.flwr_private_dir(do1, APP) / "quarantine"
+    quarantine_dir = fed.network.message_quarantine_dir(do1, APP)
     for q in result.quarantined:
         assert Path(q.path).parent == quarantine_dir and Path(q.path).exists()
         assert Path(q.path + ".reason.txt").read_text().strip() == f"{q.kind}: {q.reason}"
@@ -284,7 +284,7 @@ def test_two_nodes_cannot_serve_the_same_inbox(tmp_path: Path) -> None:
             fed.network, APP, datasite(1), AGGREGATOR, make_app(), data_path=tmp_path
         )
         for _ in range(100):  # the first node takes the lock as it starts serving
-            if (fed.network.flwr_private_dir(datasite(1), APP) / "answered.log").exists():
+            if fed.network.answered_log(datasite(1), APP).exists():
                 break
             threading.Event().wait(0.02)
         with pytest.raises(RuntimeError, match="already serving"):

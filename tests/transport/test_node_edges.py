@@ -77,7 +77,7 @@ def test_a_refused_file_that_cannot_be_moved_is_skipped_and_the_node_keeps_servi
         junk = box / "notes.txt"
         junk.write_text("not a message")
         os.utime(junk, (1, 1))  # oldest: handled first
-        quarantine_dir = fed.network.flwr_private_dir(do1, APP) / "quarantine"
+        quarantine_dir = fed.network.message_quarantine_dir(do1, APP)
         attempts: list[str] = []
         if how == "replace-denied":
             real_replace = os.replace

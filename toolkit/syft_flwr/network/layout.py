@@ -136,6 +136,18 @@ class Network:
         """Every message file ``email`` refused for ``app_name`` (JSON lines)."""
         return self.flwr_private_dir(email, app_name) / SECURITY_LOG
 
+    def message_quarantine_dir(self, email: str, app_name: str) -> Path:
+        """Where ``email`` sets aside the message files of ``app_name`` it refused."""
+        return self.flwr_private_dir(email, app_name) / "quarantine"
+
+    def answered_log(self, email: str, app_name: str) -> Path:
+        """The ids of the messages ``email``'s node answered for ``app_name``."""
+        return self.flwr_private_dir(email, app_name) / "answered.log"
+
+    def node_lock(self, email: str, app_name: str) -> Path:
+        """Held by the one node that serves ``email``'s inbox for ``app_name``."""
+        return self.flwr_private_dir(email, app_name) / "node.lock"
+
     def security_logs(self, email: str) -> list[Path]:
         """The security logs of all of ``email``'s apps."""
         return sorted((self.private_dir(email) / "flwr").glob(f"*/{SECURITY_LOG}"))

@@ -83,7 +83,7 @@ class Endpoint:
         self.keys = MessageKeys(network, self.email)
         self.inbox = network.flwr_inbox(self.email, self.app_name)
         self.private_dir = network.flwr_private_dir(self.email, self.app_name)
-        self.quarantine_dir = self.private_dir / "quarantine"
+        self.quarantine_dir = network.message_quarantine_dir(self.email, self.app_name)
         self.security_log = network.security_log(self.email, self.app_name)
         self.scratch = Scratch()
         self._on_arrival = on_arrival

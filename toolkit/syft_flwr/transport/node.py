@@ -185,14 +185,15 @@ class DatasiteNode:
         try:
             self.private_dir.mkdir(parents=True, exist_ok=True)
             try:
-                held.enter_context(file_lock(self.private_dir / "node.lock", blocking=False))
+                lock = self.network.node_lock(self.email, self.app_name)
+                held.enter_context(file_lock(lock, blocking=False))
             except BlockingIOError:
                 raise RuntimeError(
                     f"another node is already serving {self.email}'s inbox for app "
                     f"{self.app_name}; stop it first"
                 ) from None
             self._answered = held.enter_context(
-                contextlib.closing(_Answered(self.private_dir / "answered.log"))
+                contextlib.closing(_Answered(self.network.answered_log(self.email, self.app_name)))
             )
             self.endpoint._on_arrival = on_arrival
             self.endpoint.open()
