@@ -134,7 +134,13 @@ class GuestJobs(JobsView):
         """The status the owner signed into the job's mirror (``unknown`` if it is not the
         owner's), ``pending_code_review`` while the owner has not looked yet."""
         try:
-            return read_status(self.network, self.host, uid, self.job_dir(uid) / STATUS_FILE)
+            return read_status(
+                self.network,
+                self.host,
+                uid,
+                self.job_dir(uid) / STATUS_FILE,
+                reader=self.client.email,
+            )
         except FileNotFoundError:
             if not (self.job_dir(uid) / "request.json").exists():
                 raise JobNotFoundError(f"no job {uid!r} on {self.host}") from None
@@ -153,7 +159,11 @@ class GuestJobs(JobsView):
     def _raise_if_refused(self, uid: str) -> None:
         try:
             status, reason = read_status(
-                self.network, self.host, uid, self.job_dir(uid) / STATUS_FILE
+                self.network,
+                self.host,
+                uid,
+                self.job_dir(uid) / STATUS_FILE,
+                reader=self.client.email,
             )
         except FileNotFoundError:
             return

@@ -77,10 +77,15 @@ class Job:
     def results_path(self) -> Path:
         """Where shared results appear in the job's folder (use ``session.job.get_results``, which
         checks the owner's signature, rather than reading it directly)."""
-        return self.code_path.parent / "results"
+        return self._jobs.job_dir(self.uid) / "results"
 
     def show_user_code(self) -> str:
-        """Print every file of the job's code under a header with its name; return the text."""
+        """Print every file of the job's code under a header with its name; return the text.
+
+        For the data owner this is its own copy taken at intake (what approval pins and what
+        runs). Hidden characters are shown escaped and suspicious files flagged
+        (:mod:`syft_flwr.rds.review`).
+        """
         text = render_code(self.code_path, self._jobs.limits)
         print(text)
         return text
@@ -199,7 +204,7 @@ class JobsView:
                 raise ResultsNotSharedError(status)
             if results.is_symlink():
                 raise ResultsTamperedError(f"{results} is a symlink")
-            verify_results(self.network, self.host, uid, results)
+            verify_results(self.network, self.host, uid, results, reader=self.client.email)
         except ResultsNotSharedError:
             raise PermissionError(
                 f"the results of job {uid} have not been shared by {self.host} yet "

@@ -22,7 +22,7 @@ from loguru import logger
 from syft_flwr.network.layout import Network
 from syft_flwr.rds._files import utc_now
 from syft_flwr.rds.audit import AuditLog
-from syft_flwr.rds.code import SubmissionLimits
+from syft_flwr.rds.code import SubmissionLimits, code_sha256, copy_code
 from syft_flwr.rds.errors import JobRefusedError
 from syft_flwr.rds.intake import (
     IntakePolicy,
@@ -150,6 +150,11 @@ class OwnerIntake:
                 logger.exception(f"checking the submission {job_dir} failed")
                 self._refuse_entry(uid, uid, "internal_error", f"the check failed: {exc!r}")
                 return None
+            try:
+                self.keep_copy(uid, accepted.code_sha256)
+            except (ValueError, OSError) as exc:
+                self._refuse_entry(uid, uid, "code_mismatch", f"the code is refused: {exc}")
+                return None
             req = accepted.request
             record = JobRecord(
                 job_id=uid,
@@ -172,6 +177,49 @@ class OwnerIntake:
             )
             self.store.create(record)
             return record
+
+    def code_dir(self, uid: str) -> Path:
+        """The owner's copy of the job's code, taken at intake: what is reviewed and run."""
+        return self.network.submitted_code_dir(self.host, uid)
+
+    def keep_copy(self, uid: str, sha256: str) -> Path:
+        """Copy the inbox's code of ``uid`` into the owner's private area; ValueError unless
+        what was copied hashes to ``sha256`` (the signed hash checked at intake)."""
+        dest = self.code_dir(uid)
+        shutil.rmtree(dest, ignore_errors=True)
+        source = self.network.job_inbox_dir(self.host, uid) / "code"
+        try:
+            copied = copy_code(source, dest, self.limits)
+        except BaseException:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise
+        if copied != sha256:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise ValueError(
+                f"the code of job {uid} changed while it was taken in (hash {copied[:12]}…, "
+                f"signed {sha256[:12]}…)"
+            )
+        return dest
+
+    def reviewed_code(self, record: JobRecord) -> Path:
+        """The owner's copy of ``record``'s code (taken again from the inbox, only if it
+        hashes to what intake saw, for a job accepted before copies were kept)."""
+        dest = self.code_dir(record.job_id)
+        if not dest.is_dir():
+            with self.store.locked(record.job_id):
+                if not dest.is_dir():
+                    self.keep_copy(record.job_id, record.seen_sha256)
+        return dest
+
+    def check_copy(self, record: JobRecord, expected: str) -> str:
+        """The hash of the owner's copy; ValueError unless it is ``expected``."""
+        current = code_sha256(self.reviewed_code(record), self.limits)
+        if current != expected:
+            raise ValueError(
+                f"the owner's copy of job {record.job_id}'s code changed (hash {current[:12]}… "
+                f"now, {expected[:12]}… when it was taken in)"
+            )
+        return current
 
     def refuse_odd_entry(self, name: str) -> None:
         """Refuse an inbox entry that is not named like a job id (it cannot become one)."""

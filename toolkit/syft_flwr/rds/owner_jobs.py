@@ -21,7 +21,7 @@ from syft_flwr.network.atomic import TMP_PREFIX, atomic_write_json
 from syft_flwr.rds._files import copy_regular_files, open_dir_nofollow, utc_now
 from syft_flwr.rds.audit import AuditLog, audited_refusal
 from syft_flwr.rds.client import RDSClient
-from syft_flwr.rds.code import SubmissionLimits, code_sha256, scan_code
+from syft_flwr.rds.code import SubmissionLimits, read_code, scan_code
 from syft_flwr.rds.datasets import DatasetAPI, private_data_dir
 from syft_flwr.rds.errors import JobNotFoundError, JobStateError
 from syft_flwr.rds.intake import IntakePolicy
@@ -29,6 +29,7 @@ from syft_flwr.rds.jobs import LOG_PREVIEW_CHARS, Job, JobRef, JobsView, job_uid
 from syft_flwr.rds.mirror import StatusMirror
 from syft_flwr.rds.owner_intake import OwnerIntake
 from syft_flwr.rds.records import RUNNABLE, SHAREABLE, JobRecord, JobStatus, status_set
+from syft_flwr.rds.review import source_problems
 from syft_flwr.rds.runner import DEFAULT_TIMEOUT, RunHandle, check_run_options, start_run
 from syft_flwr.rds.signed import write_manifest
 from syft_flwr.rds.store import JobStore
@@ -124,8 +125,16 @@ class OwnerJobs(JobsView):
         return self.store.refused_records()
 
     # -- the owner's decisions ----------------------------------------------------------------
+    def job_from_request(self, req: dict[str, Any]) -> Job:
+        """The Job view of a request; its ``code_path`` is the owner's own copy of the code,
+        taken at intake: what :meth:`Job.show_user_code` shows and what runs."""
+        job = super().job_from_request(req)
+        job.code_path = self._intake.code_dir(job.uid)
+        return job
+
     def approve(self, job: JobRef) -> Job:
-        """Approve a job pending review; pins the hash of its code as it is now."""
+        """Approve a job pending review; pins the hash of its code (the owner's copy taken at
+        intake, which is what was reviewed and what will run)."""
         record = self._record(job)
         uid = record.job_id
         if record.status != JobStatus.PENDING_CODE_REVIEW:
@@ -134,18 +143,20 @@ class OwnerJobs(JobsView):
                 "review can be approved"
             )
         try:
-            current = code_sha256(self.real_job_dir(uid) / "code", self.limits)
+            current = self._intake.check_copy(record, record.seen_sha256)
+            code = self._intake.code_dir(uid)
+            files = scan_code(code, self.limits)
+            problems = [p for rel in files for p in source_problems(rel, read_code(code, rel))]
         except (ValueError, OSError) as exc:
             raise self._refuse(uid, "approve", f"refusing to approve job {uid}: {exc}") from exc
-        if current != record.seen_sha256:
+        if problems:
             raise self._refuse(
                 uid,
                 "approve",
-                f"refusing to approve job {uid}: its code changed after it was submitted "
-                f"(hash {record.seen_sha256[:12]}… then, {current[:12]}… now). Reject it and "
-                "ask the submitter to submit again",
+                f"refusing to approve job {uid}: {'; '.join(problems[:5])}. Reject it and ask "
+                "the submitter for plain UTF-8 source",
             )
-        if record.entrypoint not in scan_code(self.job_dir(uid) / "code", self.limits):
+        if record.entrypoint not in files:
             raise self._refuse(
                 uid, "approve", f"job {uid} has no entrypoint {record.entrypoint!r}", ValueError
             )
