@@ -128,6 +128,22 @@ def is_plain_dir(path: str | os.PathLike[str]) -> bool:
         return False
 
 
+def is_plain_path(path: str | os.PathLike[str], base: str | os.PathLike[str]) -> bool:
+    """True if ``path`` is a folder below ``base`` reached through plain folders only (no
+    component between them is a symlink): what others may not redirect elsewhere."""
+    path, base = Path(path), Path(base)
+    try:
+        rel = path.relative_to(base)
+    except ValueError:
+        return False
+    current = base
+    for part in rel.parts:
+        current = current / part
+        if not is_plain_dir(current):
+            return False
+    return True
+
+
 def regular_files(root: Path) -> list[str]:
     """Sorted relative POSIX paths of the regular files under the folder ``root``.
 
