@@ -144,6 +144,28 @@ def is_plain_path(path: str | os.PathLike[str], base: str | os.PathLike[str]) ->
     return True
 
 
+def open_plain_dir(path: str | os.PathLike[str], base: str | os.PathLike[str]) -> int:
+    """A descriptor of the folder ``path`` below ``base``, opened one component at a time
+    without following a symlink: a folder others can replace (an inbox) cannot redirect what
+    is read or written through the descriptor. OSError (ELOOP, ENOTDIR, ...) otherwise."""
+    path, base = Path(path), Path(base)
+    try:
+        rel = path.relative_to(base)
+    except ValueError:
+        raise NotADirectoryError(errno.ENOTDIR, f"{path} is not below {base}") from None
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    fd = os.open(base, flags)
+    try:
+        for part in rel.parts:
+            child = os.open(part, flags, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def regular_files(root: Path) -> list[str]:
     """Sorted relative POSIX paths of the regular files under the folder ``root``.
 

@@ -28,6 +28,7 @@ from loguru import logger
 
 from syft_flwr.network.atomic import is_temporary
 from syft_flwr.network.layout import Network, validate_name
+from syft_flwr.network.safe_read import is_plain_path
 from syft_flwr.rds._files import plain_folder, wait_until
 from syft_flwr.rds.client import RDSClient
 from syft_flwr.rds.code import SubmissionLimits, render_code
@@ -136,11 +137,24 @@ class JobsView:
 
     def real_job_dir(self, uid: str) -> Path:
         """The inbox folder of ``uid``; PermissionError if it was replaced by a symlink or file."""
-        return plain_folder(self.job_dir(uid))
+        return plain_folder(self.job_dir(uid), self.network.datasite(self.host))
+
+    def inbox_is_plain(self) -> bool:
+        """Whether the jobs inbox is a plain folder of the datasite (False if it, or a folder
+        above it, was replaced by a symlink: nothing in it is then read, moved or listed)."""
+        if is_plain_path(self.inbox, self.network.datasite(self.host)):
+            return True
+        self.warn_once(
+            "inbox",
+            f"{self.inbox} is not a plain folder of {self.host}'s datasite (a symlink was put "
+            "in its place or above it): ignoring it; remove the link and recreate the folder",
+        )
+        return False
 
     def entries(self) -> tuple[list[str], list[str]]:
-        """Names in the inbox: (named like a job id, anything else); hidden names skipped."""
-        if not self.inbox.is_dir():
+        """Names in the inbox: (named like a job id, anything else); hidden names skipped.
+        Nothing if the inbox is not a plain folder (see :meth:`inbox_is_plain`)."""
+        if not self.inbox.is_dir() or not self.inbox_is_plain():
             return [], []
         uids, other = [], []
         for entry in os.listdir(self.inbox):

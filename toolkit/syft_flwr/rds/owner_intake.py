@@ -20,6 +20,7 @@ from pathlib import Path
 from loguru import logger
 
 from syft_flwr.network.layout import Network
+from syft_flwr.network.safe_read import is_plain_path, open_plain_dir
 from syft_flwr.rds._files import utc_now
 from syft_flwr.rds.audit import AuditLog
 from syft_flwr.rds.code import SubmissionLimits, code_sha256, copy_code
@@ -63,6 +64,17 @@ class OwnerIntake:
     @property
     def inbox(self) -> Path:
         return self.network.jobs_dir(self.host)
+
+    def inbox_is_plain(self) -> bool:
+        """Whether the jobs inbox is reached through plain folders of the datasite only."""
+        plain = is_plain_path(self.inbox, self.network.datasite(self.host))
+        if not plain and "inbox" not in self._warned:
+            self._warned.add("inbox")
+            logger.error(
+                f"{self.inbox} is not a plain folder of {self.host}'s datasite (a symlink was "
+                "put in its place or above it): nothing in it is read or moved"
+            )
+        return plain
 
     def record(self, uid: str) -> JobRecord | None:
         """The owner's record of ``uid``; None if there is no such job (or it was refused).
@@ -114,6 +126,8 @@ class OwnerIntake:
         """Accept (pending review) or refuse the inbox entry ``uid``, once, under its lock."""
         job_dir = self.network.job_inbox_dir(self.host, uid)
         if not os.path.lexists(job_dir):
+            return None
+        if not self.inbox_is_plain():
             return None
         with self.store.locked(uid):
             record = self.store.load(uid)
@@ -260,16 +274,38 @@ class OwnerIntake:
         )
         try:
             quarantine.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(entry, quarantine)
+            self._move_out(name, quarantine)
         except OSError as exc:
             logger.error(f"could not move the refused entry {entry} to {quarantine}: {exc}")
         if key == name:  # tell the submitter why: a signed tombstone in a fresh folder
             try:
-                os.mkdir(entry)  # fails if anything (e.g. a new symlink) took the name meanwhile
+                self._mkdir_in_inbox(name)  # fails if anything (e.g. a symlink) took the name
                 self.mirror.tombstone(name, message)
             except OSError as exc:
                 logger.warning(f"could not tell the submitter of {name} it was refused: {exc}")
         logger.warning(f"refused inbox entry {name!r} of {self.host} ({reason}): {message}")
+
+
+    def _inbox_fd(self) -> int:
+        """The jobs inbox opened one folder at a time from the datasite (no symlink followed)."""
+        return open_plain_dir(self.inbox, self.network.datasite(self.host))
+
+    def _move_out(self, name: str, quarantine: Path) -> None:
+        """Rename the entry ``name`` (itself, never what a symlink points to) out of the inbox
+        into ``quarantine``; OSError if the inbox is not a plain folder or the private area is
+        on another file system (the entry then stays where it is)."""
+        fd = self._inbox_fd()
+        try:
+            os.rename(name, quarantine, src_dir_fd=fd)
+        finally:
+            os.close(fd)
+
+    def _mkdir_in_inbox(self, name: str) -> None:
+        fd = self._inbox_fd()
+        try:
+            os.mkdir(name, dir_fd=fd)
+        finally:
+            os.close(fd)
 
 
 def _age_s(path: Path) -> float:

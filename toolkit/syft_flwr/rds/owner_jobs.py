@@ -18,11 +18,12 @@ from typing import Any
 from loguru import logger
 
 from syft_flwr.network.atomic import TMP_PREFIX, atomic_write_json
-from syft_flwr.rds._files import copy_regular_files, open_dir_nofollow, utc_now
+from syft_flwr.network.safe_read import open_plain_dir
+from syft_flwr.rds._files import copy_regular_files, utc_now
 from syft_flwr.rds.audit import AuditLog, audited_refusal
 from syft_flwr.rds.client import RDSClient
 from syft_flwr.rds.code import SubmissionLimits, read_code, scan_code
-from syft_flwr.rds.datasets import DatasetAPI, private_data_dir
+from syft_flwr.rds.datasets import DatasetAPI, mock_files_of, private_data_dir
 from syft_flwr.rds.errors import JobNotFoundError, JobStateError
 from syft_flwr.rds.intake import IntakePolicy
 from syft_flwr.rds.jobs import LOG_PREVIEW_CHARS, Job, JobRef, JobsView, job_uid
@@ -236,6 +237,15 @@ class OwnerJobs(JobsView):
             data_dir = private_data_dir(self.network, self.host, record.dataset_name)
         else:
             data_dir = self._mock_dir(record.dataset_name)
+            try:  # mock data sits in a shared folder: regular files only, no link followed
+                mock_files_of(data_dir)
+            except (ValueError, OSError) as exc:
+                raise self._refuse(
+                    uid,
+                    "run",
+                    f"refusing to run job {uid} on mock data: {exc}. Publish the dataset "
+                    "again (session.dataset.create(..., overwrite=True))",
+                ) from exc
         return start_run(
             self.store,
             self.audit,
@@ -332,7 +342,7 @@ class OwnerJobs(JobsView):
                 files=files,
                 skipped=skipped,
             )
-            _publish(job_dir, staging, "results")
+            _publish(job_dir, self.network.datasite(self.host), staging, "results")
             rec.shared_run = shared_run.n
             rec.set_status(JobStatus.SHARED)
 
@@ -345,11 +355,12 @@ class OwnerJobs(JobsView):
         return job_dir / "results"
 
 
-def _publish(job_dir: Path, staging: Path, name: str) -> None:
+def _publish(job_dir: Path, datasite: Path, staging: Path, name: str) -> None:
     """Move ``staging`` to ``job_dir/name``, replacing what is there (an earlier share, or
-    something planted), without following a symlink in place of ``job_dir``."""
+    something planted), without following a symlink in place of ``job_dir`` or of any folder
+    between it and ``datasite``."""
     try:
-        fd = open_dir_nofollow(job_dir)
+        fd = open_plain_dir(job_dir, datasite)
     except OSError as exc:
         raise PermissionError(
             f"{job_dir} is not a plain folder any more ({exc}): not sharing into it"
