@@ -11,9 +11,9 @@ import threading
 import time
 from pathlib import Path
 
+from syft_flwr.crypto import next_sequence, sign_document
 from syft_flwr.monitor import list_participants, read_participant
 from syft_flwr.monitor.heartbeat import running_heartbeats
-from syft_flwr.crypto import next_sequence, sign_document
 from syft_flwr.monitor.participants import HEARTBEAT_DOMAIN
 from syft_flwr.network.atomic import atomic_write_json
 from syft_flwr.network.layout import Network

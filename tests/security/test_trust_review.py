@@ -36,9 +36,7 @@ def test_code_swapped_in_the_inbox_after_intake_is_never_reviewed_nor_run(
     assert record.runs[0].code_sha256 == record.pinned_sha256 == record.seen_sha256
 
 
-def test_code_swapped_between_the_intake_check_and_the_copy_is_refused(
-    net, tmp_path: Path
-) -> None:
+def test_code_swapped_between_the_intake_check_and_the_copy_is_refused(net, tmp_path: Path) -> None:
     """The copy is hashed as it is taken: it must be the signed code, whatever the inbox holds
     by then (here the copy is made to fail the way a swap would: its hash differs)."""
     job = submit(net, tmp_path)

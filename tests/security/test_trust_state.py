@@ -144,9 +144,7 @@ def swap_keys(network, victim: str, attacker: str) -> bytes:
     return original
 
 
-def test_a_swapped_keys_json_is_refused_until_the_rotation_is_accepted(
-    net, tmp_path: Path
-) -> None:
+def test_a_swapped_keys_json_is_refused_until_the_rotation_is_accepted(net, tmp_path: Path) -> None:
     network = net.do.network
     first = submit(net, tmp_path)
     assert net.admin.job.get(uid=first.uid).status == "pending_code_review"  # DS pinned now

@@ -32,6 +32,12 @@ from syft_flwr.crypto.errors import (
     PublicKeysNotFoundError,
     SignatureError,
 )
+from syft_flwr.crypto.freshness import (
+    SeenSequences,
+    StaleDocumentError,
+    next_sequence,
+    sequence_of,
+)
 from syft_flwr.crypto.keystore import (
     KeyOwner,
     PublicKeys,
@@ -42,12 +48,6 @@ from syft_flwr.crypto.keystore import (
     public_keys,
     raw_public,
     read_regular_file,
-)
-from syft_flwr.crypto.freshness import (
-    SeenSequences,
-    StaleDocumentError,
-    next_sequence,
-    sequence_of,
 )
 from syft_flwr.crypto.messages import MessageKeys
 from syft_flwr.crypto.party import create_party

@@ -34,12 +34,12 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from syft_flwr.crypto import keystore
-from syft_flwr.crypto.pins import trusted_keys
 from syft_flwr.crypto.errors import (
     MessageAuthError,
     PublicKeysInvalidError,
     PublicKeysNotFoundError,
 )
+from syft_flwr.crypto.pins import trusted_keys
 from syft_flwr.network.layout import Network, validate_email
 
 MAC_BYTES = 32

@@ -11,13 +11,12 @@ import fnmatch
 import hashlib
 import os
 import stat
-
-from syft_flwr.rds.review import review_text
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from syft_flwr.network.atomic import atomic_write_bytes
 from syft_flwr.network.safe_read import read_regular
+from syft_flwr.rds.review import review_text
 
 MB = 1024 * 1024
 

@@ -27,8 +27,8 @@ from typing import Any
 
 from syft_flwr.config import Identity
 from syft_flwr.crypto import (
-    PublicKeysInvalidError,
     KeyChangedError,
+    PublicKeysInvalidError,
     PublicKeysNotFoundError,
     SignatureError,
     read_regular_file,

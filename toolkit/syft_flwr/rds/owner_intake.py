@@ -285,7 +285,6 @@ class OwnerIntake:
                 logger.warning(f"could not tell the submitter of {name} it was refused: {exc}")
         logger.warning(f"refused inbox entry {name!r} of {self.host} ({reason}): {message}")
 
-
     def _inbox_fd(self) -> int:
         """The jobs inbox opened one folder at a time from the datasite (no symlink followed)."""
         return open_plain_dir(self.inbox, self.network.datasite(self.host))

@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from syft_flwr.crypto import accept_key, show_fingerprints
-from syft_flwr.crypto import create_party
+from syft_flwr.crypto import accept_key, create_party, show_fingerprints
 from syft_flwr.network.layout import Network, validate_email
 from syft_flwr.rds.audit import AuditLog
 from syft_flwr.rds.client import RDSClient, owner_only
