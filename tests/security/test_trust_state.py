@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from syft_flwr.crypto import key_fingerprints, sign_document
+from syft_flwr.crypto import key_fingerprints, public_keys, sign_document
 from syft_flwr.crypto.freshness import forget_seen
 from syft_flwr.monitor import Heartbeat, read_participant, wait_for_datasites
 from syft_flwr.monitor.participants import HEARTBEAT_DOMAIN
@@ -155,6 +157,8 @@ def test_a_swapped_keys_json_is_refused_until_the_rotation_is_accepted(net, tmp_
         net.admin.job.get(uid=job_dir.name)
     rows = {r["peer"]: r for r in key_fingerprints(network, DO)}
     assert rows[DS]["state"] == "CHANGED"
+    # the guest still knows its own job (checked with its own key, not the swapped keys.json)
+    assert [j.uid for j in net.guest.job.get_all()] == [first.uid]
     network.public_keys_path(DS).write_bytes(original)
     # the guest, who pinned the owner, refuses a status signed under swapped owner keys
     assert net.guest.job.get(uid=first.uid).status == "pending_code_review"
@@ -212,3 +216,30 @@ def test_a_swapped_aggregator_key_cannot_command_a_datasite(tmp_path: Path) -> N
         time.sleep(2.1)
         replies = list(fed.grid.send_and_receive([query_message(fed.grid, DO1)]))
         assert replies[0].content["stats"]["sum"] == pytest.approx(3.0)  # the run goes on
+
+
+def test_keys_show_and_accept_from_the_command_line(net, tmp_path: Path) -> None:
+    network = net.do.network
+    first = submit(net, tmp_path)
+    assert net.admin.job.get(uid=first.uid).status == "pending_code_review"  # DS pinned
+    setup_rds_server(email=DS, root_dir=net.root, reset=True)  # DS rotates its keys
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        where = ["--root", str(network.root.parent), "--key", network.root.name]
+        return subprocess.run(
+            [sys.executable, "-m", "syft_flwr.cli", "keys", *args, "--as", DO, *where],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    shown = cli("show")
+    assert shown.returncode == 0, shown.stderr
+    line = next(row for row in shown.stdout.splitlines() if DS in row)
+    assert "CHANGED" in line
+    accepted = cli("accept", DS)
+    assert accepted.returncode == 0, accepted.stderr
+    published = public_keys(network, DS).long_fingerprint
+    assert published in accepted.stdout
+    assert next(r for r in key_fingerprints(network, DO) if r["peer"] == DS)["state"] == "ok"
+    assert "CHANGED" not in cli("show").stdout
