@@ -22,7 +22,7 @@ from syft_flwr.network.safe_read import open_plain_dir
 from syft_flwr.rds._files import copy_regular_files, utc_now
 from syft_flwr.rds.audit import AuditLog, audited_refusal
 from syft_flwr.rds.client import RDSClient
-from syft_flwr.rds.code import SubmissionLimits, read_code, scan_code
+from syft_flwr.rds.code import SubmissionLimits, check_entrypoint, read_code, scan_code
 from syft_flwr.rds.datasets import DatasetAPI, mock_files_of, private_data_dir
 from syft_flwr.rds.errors import JobNotFoundError, JobStateError
 from syft_flwr.rds.intake import IntakePolicy
@@ -157,6 +157,10 @@ class OwnerJobs(JobsView):
                 f"refusing to approve job {uid}: {'; '.join(problems[:5])}. Reject it and ask "
                 "the submitter for plain UTF-8 source",
             )
+        try:
+            check_entrypoint(record.entrypoint)  # a record taken in under older rules
+        except ValueError as exc:
+            raise self._refuse(uid, "approve", f"refusing to approve job {uid}: {exc}") from exc
         if record.entrypoint not in files:
             raise self._refuse(
                 uid, "approve", f"job {uid} has no entrypoint {record.entrypoint!r}", ValueError
