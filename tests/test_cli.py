@@ -69,3 +69,10 @@ def test_run_with_an_app_that_does_not_import_is_one_error_line(tiny_app, tiny_d
     assert len(errors) == 1, run.stderr
     assert "clientapp 'tiny_app.client_app:app'" in errors[0]
     assert "ModuleNotFoundError: No module named 'no_such_module_xyz'" in errors[0]
+
+
+def test_bootstrap_help_keeps_the_table_name() -> None:
+    shown = _cli("bootstrap", "--help")
+    assert shown.returncode == 0, shown.stderr
+    assert "[tool.syft_flwr]" in shown.stdout
+    assert "\\[tool" not in shown.stdout

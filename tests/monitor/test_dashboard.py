@@ -167,6 +167,9 @@ def test_format_status_and_status_main(network: Network, producer, tmp_path: Pat
     assert capsys.readouterr().out.strip() == printed.strip()
     assert "RUN" in printed and "5 " in printed and "completed" in printed
 
+    # --root naming the network folder itself: used as it is, whatever --key says
+    assert status_main(network.root, "local_syftbox_network") == printed
+
     with pytest.raises(FileNotFoundError, match="no network at"):
         status_main(tmp_path / "missing", "net")
     assert format_status(Network.at(tmp_path / "empty", "net")).startswith("no datasites")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -13,6 +14,14 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+@app.callback()
+def _main() -> None:
+    """Run Flower apps where the data lives: bootstrap, simulate, run the demo."""
+    from syft_flwr.logs import LEVEL_ENV, enable_logging
+
+    enable_logging(os.environ.get(LEVEL_ENV, "INFO"))
 
 
 def _fail(message: str, code: int = EXIT_FAILED) -> None:
@@ -27,7 +36,7 @@ def bootstrap(
     datasite: list[str] = typer.Option(..., help="email of a data owner; repeat for each"),
     overwrite: bool = typer.Option(False, help="rewrite an already bootstrapped project"),
 ) -> None:
-    """Write [tool.syft_flwr] into the app's pyproject.toml and generate main.py."""
+    r"""Write \[tool.syft_flwr] into the app's pyproject.toml and generate main.py."""
     from syft_flwr.bootstrap import bootstrap as do_bootstrap
 
     try:

@@ -30,6 +30,7 @@ from syft_flwr.config import (
     load_project_config,
 )
 from syft_flwr.errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from syft_flwr.logs import LEVEL_ENV, enable_logging, log_failure
 from syft_flwr.utils import DATA_DIR_ENV
 
 if TYPE_CHECKING:
@@ -138,7 +139,7 @@ def run_aggregator(
             context.node_config["project-dir"] = str(project_dir)
             server_app(grid, context)
         except BaseException as exc:  # reported, never swallowed as success
-            logger.exception(f"the ServerApp of {config.app_name} failed: {exc}")
+            log_failure(f"the ServerApp of {config.app_name} failed", exc)
             outcome.error = exc
         finally:
             try:
@@ -289,8 +290,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _configure_logging() -> None:
-    logger.remove()
-    logger.add(sys.stderr, level=os.environ.get("SYFT_FLWR_LOG_LEVEL", "INFO"))
+    enable_logging(os.environ.get(LEVEL_ENV, "INFO"))
 
 
 def main(project_dir: Path, argv: list[str] | None = None) -> int:

@@ -258,6 +258,7 @@ def run(
     if failures:
         failures = {who: _with_hint(why) for who, why in failures.items()}
         lines = "\n".join(f"  - {who}: {why}" for who, why in failures.items())
+        print(f"syft_flwr.run: logs of the {len(parties)} parties in {log_dir}", flush=True)
         raise SimulationError(
             f"simulation of {config.app_name} failed:\n{lines}\nlogs: {log_dir}",
             failures,
@@ -265,6 +266,7 @@ def run(
         )
     if report.quarantined:
         logger.warning(f"simulation of {config.app_name}: {report.summary()}")
+    print(f"syft_flwr.run: logs of the {len(parties)} parties in {log_dir}", flush=True)
     return SimulationResult(
         project_dir=project_dir,
         app_name=config.app_name,

@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlsplit
 from loguru import logger
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from syft_flwr.logs import log_failure
 from syft_flwr.monitor.dashboard_page import PAGE
 from syft_flwr.monitor.metrics import ParticipantCollector
 from syft_flwr.monitor.participants import DEFAULT_OFFLINE_AFTER, list_participants
@@ -124,7 +125,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass
         except Exception as exc:  # a bad request must not take the dashboard down
-            logger.exception(f"dashboard: {self.path} failed")
+            log_failure(f"dashboard: {self.path} failed", exc)
             self._json({"error": f"{type(exc).__name__}: {exc}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
 
     def _route(self, path: str) -> None:
