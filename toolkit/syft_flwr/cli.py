@@ -68,6 +68,9 @@ def run(
     )
     for round_no, emails in sorted(result.participants.items()):
         typer.echo(f"  round {round_no}: {', '.join(emails)}")
+    if result.final_metrics:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.final_metrics.items()))
+        typer.echo(f"  final metrics: {shown}")
     for path in result.outputs:
         typer.echo(f"  output: {path}")
     typer.echo(f"  logs: {result.log_dir}")

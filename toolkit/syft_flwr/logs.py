@@ -8,6 +8,7 @@ only at DEBUG.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 from typing import Any, TextIO
@@ -31,10 +32,8 @@ def enable_logging(level: str = "INFO", sink: TextIO | Any = None, fmt: str = FO
     with _lock:
         for old in (0, _sink_id):  # 0: loguru's default handler, at DEBUG
             if old is not None:
-                try:
+                with contextlib.suppress(ValueError):  # already removed
                     logger.remove(old)
-                except ValueError:  # already removed
-                    pass
         _sink_id = logger.add(sink if sink is not None else sys.stderr, level=level, format=fmt)
         return _sink_id
 

@@ -154,7 +154,19 @@ def run_aggregator(
             grid.finish(ok=not failures, failures=failures)  # refused files alone: warnings
             grid.close()
             monitor.close()
+            _draw_training(project_dir, run_id, grid.report.metrics, config.app_name)
     return outcome
+
+
+def _draw_training(project_dir: Path, run_id: int, metrics: dict, app: str) -> None:
+    """The run's loss/accuracy/AUC figure; a figure that cannot be drawn is only a warning."""
+    from syft_flwr.monitor.figures import write_training_figures
+
+    try:
+        for path in write_training_figures(project_dir, run_id, metrics, app):
+            logger.info(f"training figure: {path}")
+    except (OSError, ValueError) as exc:
+        logger.warning(f"could not draw the training figure: {exc}")
 
 
 def datasite_node(

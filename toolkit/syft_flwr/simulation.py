@@ -64,6 +64,13 @@ class SimulationResult:
     log_dir: Path
     duration: float
     report: Any = field(repr=False, default=None)
+    #: server round -> the metrics the ServerApp reported (the run's RoundMetrics events)
+    metrics: dict[int, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def final_metrics(self) -> dict[str, float]:
+        """The last reported round's metrics ({} when the app reported none)."""
+        return dict(self.metrics[max(self.metrics)]) if self.metrics else {}
 
 
 def _check_inputs(project_dir: Path, mock_paths: list[Path], datasites: tuple[str, ...]) -> None:
@@ -276,4 +283,5 @@ def run(
         log_dir=log_dir,
         duration=duration,
         report=report,
+        metrics=dict(report.metrics),
     )

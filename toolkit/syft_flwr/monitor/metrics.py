@@ -77,6 +77,23 @@ class RunMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.training_metric = Gauge(
+            f"{PREFIX}_training_metric",
+            "The latest value the ServerApp reported of a training metric (loss, accuracy, auc)",
+            ["metric"],
+            registry=r,
+        )
+        self.training_round = Gauge(
+            f"{PREFIX}_training_metric_round",
+            "The server round of the latest training metrics",
+            registry=r,
+        )
+        self.round_metric = Gauge(
+            f"{PREFIX}_round_metric",
+            "A training metric of one server round (round 0: the initial model)",
+            ["metric", "round"],
+            registry=r,
+        )
         self.failures = Counter(
             f"{PREFIX}_failures",
             "Failures per datasite; kind: error (the reply carried an error), missing (no reply "

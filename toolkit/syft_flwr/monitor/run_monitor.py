@@ -15,6 +15,7 @@ missing        datasite, round, waited_s
 round_end      round, answered, failed ({email: reason}), exchange, server_round,
                message_types, sent_to, errors ({email: {code, reason}}), missing,
                timeout_s, duration_s
+round_metrics  round, metrics ({name: value}: what the ServerApp reported)
 refused        path, reason, refusal, sender, set_aside
 late_reply     datasite, why
 run_end        ok, failures ({email: reason})
@@ -39,9 +40,11 @@ from syft_flwr.events import (
     MessageSent,
     ReplyReceived,
     RoundFinished,
+    RoundMetrics,
     RoundStarted,
     RunFinished,
     RunStarted,
+    count_rounds,
     event_to_json,
 )
 from syft_flwr.monitor.metrics import (
@@ -83,7 +86,7 @@ class RunMonitor:
             self.registry.register(ParticipantCollector(network, offline_after=offline_after))
         self._lock = threading.Lock()
         self._round_started_at: dict[int, float] = {}
-        self._rounds_done: set[int] = set()
+        self._exchanges: list[int | None] = []  # server_round of each finished exchange
         self._counted: set[tuple[int, str]] = set()  # (round, email) already counted as failed
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
@@ -95,6 +98,7 @@ class RunMonitor:
             ReplyReceived: self._reply_received,
             DatasiteMissing: self._datasite_missing,
             RoundFinished: self._round_finished,
+            RoundMetrics: self._round_metrics,
             RunFinished: self._run_finished,
         }
 
@@ -145,11 +149,18 @@ class RunMonitor:
             if (event.round, email) not in self._counted:
                 self.metrics.failures.labels(datasite=email, kind="failed").inc()
                 self._counted.add((event.round, email))
-        self._rounds_done.add(event.round)
-        self.metrics.rounds_completed.set(len(self._rounds_done))
+        self._exchanges.append(event.server_round)
+        self.metrics.rounds_completed.set(count_rounds(self._exchanges))
         started = self._round_started_at.get(event.round)
         if started is not None:
             self.metrics.round_duration.set(time.monotonic() - started)
+
+    def _round_metrics(self, event: RoundMetrics) -> None:
+        m = self.metrics
+        for name, value in event.metrics.items():
+            m.round_metric.labels(metric=name, round=str(event.round)).set(value)
+            m.training_metric.labels(metric=name).set(value)
+        m.training_round.set(event.round)
 
     def _run_finished(self, event: RunFinished) -> None:
         self.metrics.run_finished.set(1)
@@ -158,7 +169,7 @@ class RunMonitor:
     # -- metrics server -----------------------------------------------------------------------
     @property
     def rounds_completed(self) -> int:
-        return len(self._rounds_done)
+        return count_rounds(self._exchanges)
 
     @property
     def metrics_port(self) -> int | None:

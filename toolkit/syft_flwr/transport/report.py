@@ -10,7 +10,15 @@ import threading
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
-from syft_flwr.events import Event, FileRefused, LateReply, ReplyError, RoundFinished
+from syft_flwr.events import (
+    Event,
+    FileRefused,
+    LateReply,
+    ReplyError,
+    RoundFinished,
+    RoundMetrics,
+    count_rounds,
+)
 
 __all__ = [
     "QuarantinedFile",
@@ -102,6 +110,8 @@ class RunReport:
     rounds: list[RoundReport] = field(default_factory=list)
     quarantined: list[QuarantinedFile] = field(default_factory=list)
     late_replies: list[str] = field(default_factory=list)
+    #: server round -> the metrics the ServerApp reported for it (RoundMetrics)
+    metrics: dict[int, dict[str, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
@@ -132,9 +142,13 @@ class RunReport:
 
     @property
     def server_rounds(self) -> int:
-        """Distinct server rounds seen (exchanges without a round number count one each)."""
-        numbered = {r.server_round for r in self.rounds if r.server_round is not None}
-        return len(numbered) + sum(1 for r in self.rounds if r.server_round is None)
+        """The run's rounds, counted as every view counts them (:func:`count_rounds`)."""
+        return count_rounds(r.server_round for r in self.rounds)
+
+    @property
+    def final_metrics(self) -> dict[str, float]:
+        """The metrics of the last round that reported any ({} if none did)."""
+        return dict(self.metrics[max(self.metrics)]) if self.metrics else {}
 
     def failures(self) -> dict[str, str]:
         """Each datasite that failed at least once, with its first failure in words."""
@@ -163,6 +177,9 @@ class RunReport:
         match event:
             case RoundFinished():
                 self.add_round(RoundReport.of(event))
+            case RoundMetrics():
+                with self._lock:
+                    self.metrics[event.round] = dict(event.metrics)
             case FileRefused():
                 self.add_quarantined(
                     event.path,
@@ -226,4 +243,6 @@ class RunReport:
             "refusals": self.refusals,
             "late_replies": list(self.late_replies),
             "failed_datasites": self.failed_datasites,
+            "server_rounds": self.server_rounds,
+            "metrics": {str(k): v for k, v in sorted(self.metrics.items())},
         }
