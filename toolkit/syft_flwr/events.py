@@ -68,9 +68,12 @@ class RunStarted(Event):
 
 @dataclass(frozen=True)
 class RoundStarted(Event):
+    """A round's first exchange went out; ``timeout_s`` is how long it waits for replies."""
+
     kind: ClassVar[str] = "round_start"
     round: int
     datasites: tuple[str, ...]
+    timeout_s: float = 0.0
 
 
 @dataclass(frozen=True)

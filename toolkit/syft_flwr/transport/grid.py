@@ -323,7 +323,9 @@ class DatasiteGrid(Grid):
             ):
                 self._announce_run()
                 self._round = round_
-                self._events.publish(RoundStarted(round_, tuple(dict.fromkeys(sent_to))))
+                self._events.publish(
+                    RoundStarted(round_, tuple(dict.fromkeys(sent_to)), timeout_s=limit)
+                )
             ids = self._push(messages, round_)
             del messages
             emails = {request_id: self._requests[request_id].email for request_id in ids}
