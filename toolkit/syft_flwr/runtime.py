@@ -110,6 +110,7 @@ def run_aggregator(
         monitor_run,
         wait_for_datasites,
     )
+    from syft_flwr.monitor.progress import WaitProgress
     from syft_flwr.transport import DatasiteGrid
 
     run_id = secrets.randbits(62) + 1
@@ -122,6 +123,7 @@ def run_aggregator(
         )
         if monitor.metrics_port:
             logger.info(f"Prometheus metrics on http://127.0.0.1:{monitor.metrics_port}/metrics")
+        progress = WaitProgress()
         grid = DatasiteGrid(
             network,
             config.app_name,
@@ -130,7 +132,7 @@ def run_aggregator(
             timeout=timeout,
             run_id=run_id,
             run_config=run_config,
-            subscribers=[monitor, HeartbeatSubscriber(heartbeat)],
+            subscribers=[monitor, HeartbeatSubscriber(heartbeat), progress],
             settings=settings,
         )
         outcome = AggregatorOutcome(report=grid.report)
@@ -153,6 +155,7 @@ def run_aggregator(
                 failures[email] = f"ServerApp raised {outcome.error!r}"
             grid.finish(ok=not failures, failures=failures)  # refused files alone: warnings
             grid.close()
+            progress.close()
             monitor.close()
             _draw_training(project_dir, run_id, grid.report.metrics, config.app_name)
     return outcome
