@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections import Counter
 import time
+from collections import Counter
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
