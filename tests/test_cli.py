@@ -30,7 +30,7 @@ def test_bootstrap_then_run_on_mock_data(tiny_app: Path, tiny_data: list[Path]) 
     mocks = [arg for path in tiny_data for arg in ("--mock", str(path))]
     run = _cli("run", str(tiny_app), *mocks, "--run-config", "num-server-rounds=2")
     assert run.returncode == 0, run.stderr
-    assert "2 round(s)" in run.stdout
+    assert "completed: 2 rounds," in run.stdout
     assert json.loads((tiny_app / "result.json").read_text())["count"] == 5
 
 

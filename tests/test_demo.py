@@ -112,7 +112,7 @@ def test_demo_fl_trains_the_model(tmp_path: Path) -> None:
     table = _table(proc.stdout)
     assert float(table["final accuracy"]) == pytest.approx(last["accuracy"], abs=5e-5)
     assert float(table["final AUC"]) == pytest.approx(last["auc"], abs=5e-5)
-    assert "simulation: 10 round(s)" in proc.stdout
+    assert "simulation: 10 rounds in " in proc.stdout
     network = Network.at(tmp_path / "demo", demo.NETWORK_KEY)
     (run,) = list_runs(network, aggregator=demo.DS_EMAIL)
     assert run.rounds_completed == 10 and run.to_dict()["rounds_completed"] == 10

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from syft_flwr.errors import EXIT_FAILED, SyftFlwrError, exit_code_of
+from syft_flwr.utils import plural
 
 app = typer.Typer(
     help="Run Flower apps where the data lives: bootstrap, simulate, run the demo.",
@@ -63,7 +64,7 @@ def run(
         # a failed run (SimulationError) exits 1; a wrong app (AppLoadError) or input exits 2
         _fail(str(exc), exit_code_of(exc))
     typer.echo(
-        f"simulation of {result.app_name} completed: {result.rounds} round(s), "
+        f"simulation of {result.app_name} completed: {plural(result.rounds, 'round')}, "
         f"{result.duration:.2f} s"
     )
     for round_no, emails in sorted(result.participants.items()):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from syft_flwr.errors import SyftFlwrError
+from syft_flwr.utils import plural
 
 if TYPE_CHECKING:
     from syft_flwr.monitor.runs import RunInfo
@@ -318,7 +319,7 @@ def _workflow(
             if (project / sub).exists():
                 shutil.move(project / sub, folder / "ds_outputs" / f"mock_{sub}")
         _say(
-            f"simulation: {result.rounds} round(s) in {result.duration:.2f} s; "
+            f"simulation: {plural(result.rounds, 'round')} in {result.duration:.2f} s; "
             f"mock outputs in {mock_figures.parent}"
         )
 

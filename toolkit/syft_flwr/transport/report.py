@@ -19,6 +19,7 @@ from syft_flwr.events import (
     RoundMetrics,
     count_rounds,
 )
+from syft_flwr.utils import plural
 
 __all__ = [
     "QuarantinedFile",
@@ -217,7 +218,7 @@ class RunReport:
             self.late_replies.append(email)
 
     def summary(self) -> str:
-        lines = [f"{self.verdict}: {len(self.rounds)} exchanges"]
+        lines = [f"{self.verdict}: {plural(len(self.rounds), 'exchange')}"]
         lines += [f"  {r.describe()}" for r in self.rounds]
         lines += [f"  refused ({q.kind}) {q.path}: {q.reason}" for q in self.quarantined]
         if self.late_replies:
