@@ -245,10 +245,13 @@ function renderParticipants(data) {
   $("participants-count").textContent = online + " / " + list.length + " online";
   $("participants-empty").hidden = list.length > 0;
   const cpu = data.cpu || {};
+  const history = cpu.history || [];
+  const lastMean = history.length ? history[history.length - 1][1] : null;
   $("cpu-mean").textContent = num(cpu.mean) ? fmtPct(cpu.mean) + " over " +
-    plural(cpu.online, "datasite") : "–";
+    plural(cpu.online, "datasite") : (num(lastMean) ? "– (none online; last " +
+    fmtPct(lastMean) + ")" : "–");
   $("cpu-mean").setAttribute("data-mean", num(cpu.mean) ? cpu.mean : "");
-  $("cpu-mean-history").replaceChildren(spark((cpu.history || []).map((s) => s[1]), true));
+  $("cpu-mean-history").replaceChildren(spark(history.map((s) => s[1]), true));
   const rows = list.map((p) => {
     const c = p.cpu || {}, mem = p.memory || {}, run = p.running || {};
     const running = [run.app, run.job ? "job " + run.job : null,
