@@ -14,8 +14,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | { grep -v "^WARNING: Location" || true; }
-	$(BIN)/python -c "import syft_flwr, flwr, pytest, xdist, nbclient, hypothesis, ipykernel"
+	$(BIN)/python -m pip install --quiet -e '.[dev,notebooks,apps]' 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(BIN)/python -c "import syft_flwr, flwr, pytest, xdist, nbclient, hypothesis, ipykernel, pandas"
 	$(BIN)/ruff --version >/dev/null
 	$(BIN)/python -m compileall -q toolkit  # an editable install is not byte-compiled
 	touch $(STAMP)
@@ -38,7 +38,7 @@ format: $(STAMP)
 
 # the scale benchmark compares with Flower's simulation engine: Ray, in the bench extra only
 benchmarks: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' 2>&1 | { grep -v "^WARNING: Location" || true; } \
+	$(BIN)/python -m pip install --quiet -e '.[dev,notebooks,apps,bench]' 2>&1 | { grep -v "^WARNING: Location" || true; } \
 	  || echo "no Ray here: benchmarks/scale.py reports Flower's side as unavailable"
 	$(BIN)/python benchmarks/transport.py
 	$(BIN)/python benchmarks/simulation.py

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from syft_flwr.errors import SyftFlwrError
+from syft_flwr.utils import plural
 
 if TYPE_CHECKING:
+    from syft_flwr.monitor.runs import RunInfo
     from syft_flwr.rds.jobs import Job
     from syft_flwr.rds.runner import RunHandle
     from syft_flwr.simulation import SimulationResult
@@ -195,15 +197,29 @@ class Outcome:
     rows: int
     rows_detail: str
     rounds: int
+    #: the last round's loss, accuracy, AUC: what the run's events say (FL app)
+    metrics: dict[str, float] = field(default_factory=dict)
+    run_id: str | None = None
 
 
-def read_outcome(project: Path, *, fl: bool) -> Outcome:
-    """Read the aggregator's own figures: ``figures/summary.json`` or ``weights/metrics.json``.
+def read_outcome(project: Path, *, fl: bool, run: RunInfo | None = None) -> Outcome:
+    """Read the aggregator's own figures: ``figures/summary.json`` or ``weights/metrics.json``;
+    with ``run`` (the aggregator's run on the network), the rounds and the final metrics come
+    from its events, the count every other view shows.
 
     fed-analytics: the datasites that answered the last round, its rows (per outcome) and
     rounds. The FL app: the last round's participants, the training rows of the federated
     preprocessing plus the test rows of the last evaluation, and the last round's number.
     """
+    outcome = _read_outputs(project, fl=fl)
+    if run is not None:
+        outcome.rounds = run.rounds_completed
+        outcome.metrics = run.final_metrics
+        outcome.run_id = run.run_id
+    return outcome
+
+
+def _read_outputs(project: Path, *, fl: bool) -> Outcome:
     source = project / ("weights/metrics.json" if fl else "figures/summary.json")
     try:
         data = json.loads(source.read_text(encoding="utf-8"))
@@ -240,7 +256,7 @@ def _run(folder: Path, *, fl: bool, timeout: float) -> str:
     handles: dict[str, RunHandle] = {}
     try:
         project, result = _workflow(folder, app_name, handles, timeout)
-        outcome = read_outcome(project, fl=fl)
+        outcome = read_outcome(project, fl=fl, run=_aggregator_run(folder))
     finally:
         _stop_runs(handles)
     return _summary(folder, project, outcome, result.log_dir, time.perf_counter() - started)
@@ -303,7 +319,7 @@ def _workflow(
             if (project / sub).exists():
                 shutil.move(project / sub, folder / "ds_outputs" / f"mock_{sub}")
         _say(
-            f"simulation: {result.rounds} round(s) in {result.duration:.2f} s; "
+            f"simulation: {plural(result.rounds, 'round')} in {result.duration:.2f} s; "
             f"mock outputs in {mock_figures.parent}"
         )
 
@@ -374,16 +390,38 @@ def _workflow(
     return project, result
 
 
+def _aggregator_run(folder: Path) -> RunInfo:
+    """The data scientist's run on the demo network (the newest one it registered)."""
+    from syft_flwr.monitor.runs import list_runs
+    from syft_flwr.network import Network
+
+    runs = list_runs(Network.at(folder, NETWORK_KEY), aggregator=DS_EMAIL)
+    if not runs:
+        raise DemoError(f"the aggregator registered no run on the network in {folder}")
+    return runs[0]
+
+
 def _summary(folder: Path, project: Path, outcome: Outcome, log_dir: Path, total: float) -> str:
     """The closing table (from what the run reported) and where its outputs are."""
     lines = [
         "",
-        f"Summary (as reported by the run in {outcome.source})",
+        f"Summary (as reported by the run: its events and {outcome.source})",
         f"  datasites:         {', '.join(outcome.datasites)} ({len(outcome.datasites)})",
         f"  rows contributed:  {outcome.rows} ({outcome.rows_detail})",
         f"  rounds:            {outcome.rounds}",
+    ]
+    for name, label in (
+        ("accuracy", "final accuracy"),
+        ("auc", "final AUC"),
+        ("loss", "final loss"),
+    ):
+        if name in outcome.metrics:
+            lines.append(f"  {label + ':':<19}{outcome.metrics[name]:.4f}")
+    lines += [
         f"  total time:        {total:.1f} s",
     ]
+    if outcome.run_id is not None:
+        lines.append(f"  run:               {outcome.run_id} (its events: runs/{outcome.run_id}/)")
     for sub in ("figures", "weights"):
         names = sorted(p.name for p in (project / sub).glob("*") if p.is_file())
         if names:

@@ -64,6 +64,13 @@ class SimulationResult:
     log_dir: Path
     duration: float
     report: Any = field(repr=False, default=None)
+    #: server round -> the metrics the ServerApp reported (the run's RoundMetrics events)
+    metrics: dict[int, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def final_metrics(self) -> dict[str, float]:
+        """The last reported round's metrics ({} when the app reported none)."""
+        return dict(self.metrics[max(self.metrics)]) if self.metrics else {}
 
 
 def _check_inputs(project_dir: Path, mock_paths: list[Path], datasites: tuple[str, ...]) -> None:
@@ -258,6 +265,7 @@ def run(
     if failures:
         failures = {who: _with_hint(why) for who, why in failures.items()}
         lines = "\n".join(f"  - {who}: {why}" for who, why in failures.items())
+        print(f"syft_flwr.run: logs of the {len(parties)} parties in {log_dir}", flush=True)
         raise SimulationError(
             f"simulation of {config.app_name} failed:\n{lines}\nlogs: {log_dir}",
             failures,
@@ -265,6 +273,7 @@ def run(
         )
     if report.quarantined:
         logger.warning(f"simulation of {config.app_name}: {report.summary()}")
+    print(f"syft_flwr.run: logs of the {len(parties)} parties in {log_dir}", flush=True)
     return SimulationResult(
         project_dir=project_dir,
         app_name=config.app_name,
@@ -274,4 +283,5 @@ def run(
         log_dir=log_dir,
         duration=duration,
         report=report,
+        metrics=dict(report.metrics),
     )
