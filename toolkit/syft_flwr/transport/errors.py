@@ -33,3 +33,8 @@ class MessageFileError(SyftFlwrError, ValueError):
         self.reason = reason
         self.kind = kind
         self.sender = sender
+
+
+class IncompleteMessageError(MessageFileError):
+    """The file is shorter than its prefix or header says: a sync may still be writing it.
+    A reader over a sync leaves it in place for a grace time before refusing it."""
