@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
+from flwr.clientapp import ClientApp
 
 from syft_flwr.crypto import create_party
 from syft_flwr.network import Network
@@ -43,6 +44,7 @@ class SyncedFederation:
     threads: dict[str, threading.Thread] = field(default_factory=dict)
     results: dict[str, NodeResult] = field(default_factory=dict)
     node_kwargs: dict = field(default_factory=dict)
+    app_factory: Callable[[], ClientApp] = make_app
 
     def start(self, email: str) -> None:
         node = DatasiteNode(
@@ -50,7 +52,7 @@ class SyncedFederation:
             APP,
             email,
             AGGREGATOR,
-            make_app(),
+            self.app_factory(),
             data_path=self.root / "data" / email,
             **self.node_kwargs,
         )
@@ -89,7 +91,12 @@ class SyncedFederation:
 
 @contextmanager
 def synced_federation(
-    root: Path, *, timeout: float = 60.0, start: bool = True, node_kwargs: dict | None = None
+    root: Path,
+    *,
+    timeout: float = 60.0,
+    start: bool = True,
+    node_kwargs: dict | None = None,
+    app_factory: Callable[[], ClientApp] = make_app,
 ) -> Iterator[SyncedFederation]:
     """ds (aggregator) and do1, do2 (datasites with deltas 1.0 and 2.0 over 3 arrays of 10)."""
     with LocalSyftBox(root / "syftbox") as box:
@@ -114,7 +121,9 @@ def synced_federation(
                 lambda e=email: granted(networks[e], AGGREGATOR, APP, e), f"grant to {email}"
             )
         grid = DatasiteGrid(ds_net, APP, AGGREGATOR, list(DOS), timeout=timeout)
-        fed = SyncedFederation(box, networks, grid, root, node_kwargs=node_kwargs or {})
+        fed = SyncedFederation(
+            box, networks, grid, root, node_kwargs=node_kwargs or {}, app_factory=app_factory
+        )
         try:
             if start:
                 for email in DOS:

@@ -61,7 +61,8 @@ def test_each_party_writes_only_where_the_toolkit_allows(tmp_path: Path) -> None
         for path, writer in zip(forbidden, (DS, DS, OTHER, OTHER), strict=True):
             if path.name != "request.json":
                 assert not on_server(path, writer).exists(), f"{path} reached the server"
-                assert not (net[DO].datasites_dir / path.relative_to(net[writer].datasites_dir)).exists()
+                at_owner = net[DO].datasites_dir / path.relative_to(net[writer].datasites_dir)
+                assert not at_owner.exists(), f"{path} reached the data owner"
             rejected = path.with_suffix(".syftrejected" + path.suffix)
             assert rejected.exists(), f"{writer}'s client did not mark {path.name} rejected"
         assert control_ds.exists() and control_eve.exists()

@@ -80,9 +80,7 @@ def job_rules(shared: Iterable[tuple[str, str]] = ()) -> list[Rule]:
 
 def write_datasite_permissions(network: Network, email: str) -> None:
     """The permission files of ``email``'s datasite: public read, job submissions."""
-    write_rules(
-        network.public_dir(email), [rule("**", email, "admin"), rule("**", "*", "read")]
-    )
+    write_rules(network.public_dir(email), [rule("**", email, "admin"), rule("**", "*", "read")])
     write_rules(rds_dir(network, email), job_rules(_shared(network, email)))
 
 

@@ -25,6 +25,7 @@ from flwr.app import Message
 
 from syft_flwr.crypto import MessageKeys
 from syft_flwr.network import DirectoryWatcher, Network, validate_email, validate_name
+from syft_flwr.syftbox.workspace import is_syftbox
 from syft_flwr.transport.codec import (
     FILE_SUFFIX,
     ChecksumCache,
@@ -37,7 +38,6 @@ from syft_flwr.transport.codec import (
     read_envelope,
     read_segments,
 )
-from syft_flwr.syftbox.workspace import is_syftbox
 from syft_flwr.transport.errors import IncompleteMessageError
 from syft_flwr.transport.inbox import InboxFile, list_inbox, refuse, remove, write_message
 from syft_flwr.transport.report import QuarantinedFile
@@ -172,9 +172,9 @@ class Endpoint:
         watcher = self._watcher
         if watcher is None:
             raise RuntimeError(f"{self.email}'s endpoint for {self.app_name} is not open")
-        if self._incomplete:  # wake up to look at them again
-            if timeout is None or timeout > INCOMPLETE_RETRY:
-                return watcher.wait(INCOMPLETE_RETRY) or bool(self._due_incomplete(set()))
+        if self._incomplete and (timeout is None or timeout > INCOMPLETE_RETRY):
+            # wake up to look at them again
+            return watcher.wait(INCOMPLETE_RETRY) or bool(self._due_incomplete(set()))
         return watcher.wait(timeout)
 
     def notify(self) -> None:
