@@ -8,6 +8,8 @@ with each party on its own network root, everything between them going through t
 from __future__ import annotations
 
 import contextlib
+import signal
+import threading
 
 from syft_flwr.demo import DO_EMAILS, DS_EMAIL, DemoError, Where
 from syft_flwr.syftbox.cluster import LocalSyftBox
@@ -24,6 +26,7 @@ def start_syftbox(folder, stack: contextlib.ExitStack) -> tuple[Where, str]:
             f"SyftBox is not installed here, so `demo --syftbox` cannot run ({reason}); "
             "`syft-flwr demo` runs the same workflow on one local folder without it"
         )
+    _stop_on_sigterm(stack)
     box = stack.enter_context(LocalSyftBox(folder / "syftbox"))
     try:
         box.start_server()
@@ -34,3 +37,15 @@ def start_syftbox(folder, stack: contextlib.ExitStack) -> tuple[Where, str]:
     roots = {e: (c.data_dir.parent, c.data_dir.name) for e, c in box.clients.items()}
     note = f"server {box.server_url}, clients {', '.join(NAMES.values())}"
     return Where(roots, synced=True), note
+
+
+def _stop_on_sigterm(stack: contextlib.ExitStack) -> None:
+    """A SIGTERM ends the demo like Ctrl-C, so the server and clients are stopped too."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    stack.callback(signal.signal, signal.SIGTERM, previous)
