@@ -112,3 +112,20 @@ def test_on_one_local_folder_a_truncated_file_is_refused_at_once(tmp_path: Path)
         assert endpoint.incomplete_grace == 0.0
         assert _receive(endpoint, path) is None
         assert not path.exists() and endpoint.security_log.exists()
+
+
+def test_a_message_over_what_syftbox_syncs_is_refused_when_sent(tmp_path: Path) -> None:
+    from syft_flwr.transport.errors import SyncFileTooLargeError
+
+    network = _network(tmp_path, synced=True)
+    flwr_compat.ensure_task_identity(1)
+    big = Message(RecordDict({"w": ArrayRecord([np.zeros(11 * 2**17)])}), node_id_for(DO), "train")
+    flwr_compat.set_message_id(big, "4" * 32)
+    sender = Endpoint(network, DS, APP)
+    assert sender.sync_max_file == 10 * 2**20
+    with pytest.raises(SyncFileTooLargeError, match="over the 10 MiB a SyftBox client syncs"):
+        sender.encode(big, DO)
+    small = Message(RecordDict({"w": ArrayRecord([np.zeros(10)])}), node_id_for(DO), "train")
+    flwr_compat.set_message_id(small, "5" * 32)
+    assert sender.encode(small, DO).size < 2**20
+    assert Endpoint(_network(tmp_path / "local", synced=False), DS, APP).sync_max_file is None

@@ -38,11 +38,12 @@ from syft_flwr.transport.codec import (
     read_envelope,
     read_segments,
 )
-from syft_flwr.transport.errors import IncompleteMessageError
+from syft_flwr.transport.errors import IncompleteMessageError, SyncFileTooLargeError
 from syft_flwr.transport.inbox import InboxFile, list_inbox, refuse, remove, write_message
 from syft_flwr.transport.report import QuarantinedFile
 from syft_flwr.transport.settings import (
     INCOMPLETE_RETRY,
+    SYNC_MAX_FILE_BYTES,
     POLL_INTERVAL,
     TransportSettings,
     incomplete_grace,
@@ -102,7 +103,10 @@ class Endpoint:
         self._unmovable: set[str] = set()
         #: over a sync: files shorter than their header says, by name -> (first seen, last
         #: tried) on the monotonic clock; looked at again until complete or the grace ends
-        self.incomplete_grace = incomplete_grace(is_syftbox(network))
+        synced = is_syftbox(network)
+        self.incomplete_grace = incomplete_grace(synced)
+        #: the largest file the sync carries (None: no limit on one local folder)
+        self.sync_max_file = SYNC_MAX_FILE_BYTES if synced else None
         self._incomplete: dict[str, tuple[float, float]] = {}
         self._watcher: DirectoryWatcher | None = None
 
@@ -201,7 +205,7 @@ class Endpoint:
     ) -> EncodedMessage:
         """``message`` as a file to ``recipient``: authenticated, encrypted unless
         ``encrypt`` (default: the settings) says otherwise."""
-        return encode_message(
+        encoded = encode_message(
             message,
             sender=self.email,
             recipient=recipient,
@@ -212,6 +216,14 @@ class Endpoint:
             checksum_cache=checksum_cache,
             scratch=self.scratch,
         )
+        if self.sync_max_file is not None and encoded.size > self.sync_max_file:
+            self.scratch.done()
+            raise SyncFileTooLargeError(
+                f"the message to {recipient} is a {encoded.size / 2**20:.1f} MiB file, over "
+                f"the {self.sync_max_file / 2**20:.0f} MiB a SyftBox client syncs (it would "
+                "never arrive): send smaller arrays, e.g. fewer or lower-precision parameters"
+            )
+        return encoded
 
     def send(self, encoded: EncodedMessage, recipient: str) -> str:
         """Drop ``encoded`` into ``recipient``'s inbox; returns the file's path."""

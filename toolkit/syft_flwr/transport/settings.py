@@ -32,6 +32,8 @@ INCOMPLETE_GRACE_ENV = "SYFT_FLWR_INCOMPLETE_GRACE"
 #: this long (a sync may still be writing it) before it is refused; on one local folder,
 #: where every file is renamed into place whole, it is refused at once
 DEFAULT_SYNC_INCOMPLETE_GRACE = 30.0
+#: SyftBox 0.4.0 clients neither upload nor download a file over 10 MiB
+SYNC_MAX_FILE_BYTES = 10 * 1024 * 1024
 #: how often such a file is looked at again meanwhile (besides each new event for it)
 INCOMPLETE_RETRY = 0.5
 
