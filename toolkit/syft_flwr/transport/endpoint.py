@@ -43,8 +43,8 @@ from syft_flwr.transport.inbox import InboxFile, list_inbox, refuse, remove, wri
 from syft_flwr.transport.report import QuarantinedFile
 from syft_flwr.transport.settings import (
     INCOMPLETE_RETRY,
-    SYNC_MAX_FILE_BYTES,
     POLL_INTERVAL,
+    SYNC_MAX_FILE_BYTES,
     TransportSettings,
     incomplete_grace,
 )
