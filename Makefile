@@ -8,7 +8,7 @@ LINTED := toolkit tests benchmarks datasets fed-analytics-diabetes fl-diabetes-p
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 
-.PHONY: setup demo test lint format benchmarks clean
+.PHONY: setup demo demo-syftbox syftbox-env test lint format benchmarks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,28 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 setup: $(STAMP)
 
+# SyftBox 0.4.0 (its server and client) pins old typer/fastapi/psutil: a venv of its own.
+# An install that fails does not fail the target: the SyftBox tests then skip and say why.
+SYFTBOX_VENV := .venv-syftbox
+SYFTBOX_STAMP := $(SYFTBOX_VENV)/.installed
+
+$(SYFTBOX_STAMP):
+	@{ $(PYTHON) -m venv $(SYFTBOX_VENV) \
+	  && $(SYFTBOX_VENV)/bin/python -m pip install --quiet 'syftbox==0.4.0' 'click<8.2' 2>&1 \
+	     | { grep -v "^WARNING: Location" || true; } \
+	  && $(SYFTBOX_VENV)/bin/syftbox version >/dev/null && touch $(SYFTBOX_STAMP); } \
+	  || echo "syftbox could not be installed in $(SYFTBOX_VENV): the SyftBox tests skip, \
+	  demo-syftbox cannot run (make demo runs the same workflow on one folder)"
+
+syftbox-env: $(SYFTBOX_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/syft-flwr demo
 
-test: $(STAMP)
+demo-syftbox: $(STAMP) $(SYFTBOX_STAMP)
+	$(BIN)/syft-flwr demo --syftbox --folder demo_syftbox
+
+test: $(STAMP) $(SYFTBOX_STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)
@@ -43,6 +61,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/transport.py
 	$(BIN)/python benchmarks/simulation.py
 	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/syftbox.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(SYFTBOX_VENV) .pytest_cache

@@ -81,11 +81,14 @@ def run(
 def demo(
     folder: Path = typer.Option(Path("demo_network"), help="where the demo network is created"),
     fl: bool = typer.Option(False, "--fl", help="train the model (fl-diabetes-prediction)"),
+    syftbox: bool = typer.Option(
+        False, "--syftbox", help="each party a SyftBox client of a server on 127.0.0.1"
+    ),
 ) -> None:
     """Run the whole data scientist / data owner workflow headless on a local network."""
     from syft_flwr.demo import run_demo
 
-    raise typer.Exit(run_demo(folder, fl=fl))
+    raise typer.Exit(run_demo(folder, fl=fl, syftbox=syftbox))
 
 
 @app.command()

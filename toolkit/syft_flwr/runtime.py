@@ -330,8 +330,10 @@ def main(project_dir: Path, argv: list[str] | None = None) -> int:
         return EXIT_USAGE
 
     from syft_flwr.apps import AppLoadError
+    from syft_flwr.syftbox.run import prepare_syftbox_run
 
     try:
+        prepare_syftbox_run(identity, config, role)
         if role == "aggregator":
             return _aggregate(project_dir, identity, config, args)
         return _serve(project_dir, identity, config, args)

@@ -27,6 +27,30 @@ ENCRYPT_ENV = "SYFT_FLWR_ENCRYPT"
 DEFAULT_ENCRYPT = True
 #: how often a watched inbox is scanned where file events are not available (polling)
 POLL_INTERVAL = 0.1
+INCOMPLETE_GRACE_ENV = "SYFT_FLWR_INCOMPLETE_GRACE"
+#: over a file sync (SyftBox) a message file shorter than its header says is left in place
+#: this long (a sync may still be writing it) before it is refused; on one local folder,
+#: where every file is renamed into place whole, it is refused at once
+DEFAULT_SYNC_INCOMPLETE_GRACE = 30.0
+#: SyftBox 0.4.0 clients neither upload nor download a file over 10 MiB
+SYNC_MAX_FILE_BYTES = 10 * 1024 * 1024
+#: how often such a file is looked at again meanwhile (besides each new event for it)
+INCOMPLETE_RETRY = 0.5
+
+
+def incomplete_grace(synced: bool) -> float:
+    """Seconds an incomplete message file may wait: ``$SYFT_FLWR_INCOMPLETE_GRACE``, else
+    :data:`DEFAULT_SYNC_INCOMPLETE_GRACE` over a sync and 0 on a local folder."""
+    raw = os.environ.get(INCOMPLETE_GRACE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_SYNC_INCOMPLETE_GRACE if synced else 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(
+            f"{INCOMPLETE_GRACE_ENV}={raw!r} is not a number: set it in seconds, e.g. 30"
+        ) from None
+    return max(0.0, value)
 
 
 def resolve_seconds(value: float | None, env: str, default: float, what: str) -> float:
