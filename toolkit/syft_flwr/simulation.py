@@ -11,12 +11,14 @@ Messages travel as files, exactly as in a real run. Any failure raises
 
 from __future__ import annotations
 
+import importlib
 import re
 import resource
 import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Generator
 from concurrent.futures import wait
 from dataclasses import dataclass, field
 from functools import partial
@@ -26,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from syft_flwr import collector
-from syft_flwr.config import load_project_config
+from syft_flwr.apps import FlowerApps, load_apps, release
+from syft_flwr.config import ProjectConfig, load_project_config
 from syft_flwr.crypto import create_party
 from syft_flwr.errors import SyftFlwrError
 from syft_flwr.network.layout import Network
@@ -39,6 +42,8 @@ if TYPE_CHECKING:
 
 LOG_FOLDER = "simulation_logs"
 OUTPUT_FOLDERS = ("figures", "weights")
+#: loaded with the app, while the collector is paused
+_RUNTIME_MODULES = ("syft_flwr.monitor", "syft_flwr.transport.pool", "syft_flwr.transport.settings")
 #: how long the datasites have, once the ServerApp is done, to read their stop message
 _STOP_GRACE = 30.0
 
@@ -64,6 +69,17 @@ class SimulationResult:
     log_dir: Path
     duration: float
     report: Any = field(repr=False, default=None)
+
+    def __bool__(self) -> bool:
+        """True: a result exists only for a run that succeeded (a failure raises), so
+        syft-flwr 0.5's ``if syft_flwr.run(...):`` reads the same."""
+        return True
+
+    def __await__(self) -> Generator[Any, None, SimulationResult]:
+        """``await syft_flwr.run(...)`` (syft-flwr 0.5 in a notebook) gives the result: the run
+        has already finished when ``run`` returns."""
+        return self
+        yield  # a generator that returns at once
 
 
 def _check_inputs(project_dir: Path, mock_paths: list[Path], datasites: tuple[str, ...]) -> None:
@@ -174,12 +190,31 @@ def run(
     mocks = [Path(p).expanduser().resolve() for p in mock_paths]
     _check_inputs(project_dir, mocks, config.datasites)
     with collector.loading_long_lived():  # flwr, the transport and the app load here
-        from syft_flwr.apps import load_apps
-        from syft_flwr.monitor import Heartbeat
-        from syft_flwr.transport.pool import NodePool
-        from syft_flwr.transport.settings import TransportSettings
-
+        for module in _RUNTIME_MODULES:
+            importlib.import_module(module)
         apps = load_apps(project_dir)
+    try:
+        return _simulate(
+            project_dir, config, mocks, apps, run_config, timeout, network_dir, metrics_port
+        )
+    finally:
+        release(project_dir)  # the app imported itself freely during the run; not after
+
+
+def _simulate(
+    project_dir: Path,
+    config: ProjectConfig,
+    mocks: list[Path],
+    apps: FlowerApps,
+    run_config: dict[str, Any] | None,
+    timeout: float | None,
+    network_dir: Path | str | None,
+    metrics_port: int | None,
+) -> SimulationResult:
+    from syft_flwr.monitor import Heartbeat
+    from syft_flwr.transport.pool import NodePool
+    from syft_flwr.transport.settings import TransportSettings
+
     full_config = run_config_for(project_dir, run_config, resume=False)
     settings = TransportSettings.from_env(msg_timeout=timeout)
 
