@@ -17,6 +17,7 @@ from tests.support import AGGREGATOR, DATASITES
 
 def test_fedavg_with_model_saving_writes_each_round(tmp_path: Path) -> None:
     from safetensors.numpy import load_file
+
     from syft_flwr.strategy import FedAvgWithModelSaving
 
     strategy = FedAvgWithModelSaving(save_path=str(tmp_path / "weights"), min_fit_clients=1)
@@ -61,4 +62,3 @@ def test_run_result_reads_as_syft_flwr_0_5_s(tiny_app: Path, tiny_data: list[Pat
 def test_data_helpers_keep_their_names(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DATA_DIR", str(tmp_path))
     assert run_syft_flwr() and get_syftbox_dataset_path() == tmp_path
-

@@ -2,9 +2,9 @@
 
 The data folder comes from ``syft_flwr.utils.get_syftbox_dataset_path()`` (mock data in a
 simulation, the private data in a data owner's job); under plain Flower each node reads its
-partition of the mock data (:func:`~fl_diabetes_prediction.data.read_node_split`). Only aggregates leave the datasite: sums
-and counts (query), model weights and a mean loss (train), loss, accuracy and score histograms
-(evaluate).
+partition of the mock data (:func:`~fl_diabetes_prediction.data.read_node_split`). Only
+aggregates leave the datasite: sums and counts (query), model weights and a loss (train), loss,
+accuracy and score histograms (evaluate).
 """
 
 from __future__ import annotations

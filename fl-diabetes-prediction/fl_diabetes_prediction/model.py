@@ -113,8 +113,9 @@ def train(
                 start_b = start["intercept"]
                 model.intercept_ = start_b + (model.intercept_ - start_b) * shrink
     trained = params_of(model)
-    loss = float(log_loss(labels, predict_proba(trained, features), labels=CLASSES)) if n else np.nan
-    return trained, loss
+    if not n:
+        return trained, float("nan")
+    return trained, float(log_loss(labels, predict_proba(trained, features), labels=CLASSES))
 
 
 @dataclass(frozen=True)

@@ -350,7 +350,9 @@ def test_syft_flwr_run_fails_when_a_reply_is_malformed(app_copy: Path, tmp_path:
     source = client.read_text()
     sent = "return Message(stats.to_recorddict(), reply_to=msg)"
     assert sent in source
-    broken = 'RecordDict() if get_syftbox_dataset_path().name == "broken" else stats.to_recorddict()'
+    broken = (
+        'RecordDict() if get_syftbox_dataset_path().name == "broken" else stats.to_recorddict()'
+    )
     client.write_text(
         source.replace(sent, f"return Message({broken}, reply_to=msg)").replace(
             "from flwr.app import Context, Message",

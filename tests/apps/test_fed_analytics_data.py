@@ -1,4 +1,5 @@
-"""fed-analytics-diabetes reads its CSVs with pandas: statistics, errors that say where, and\nits partitions of the mock data under plain Flower."""
+"""fed-analytics-diabetes reads its CSVs with pandas: statistics, errors that say where, and
+its partitions of the mock data under plain Flower."""
 
 from __future__ import annotations
 

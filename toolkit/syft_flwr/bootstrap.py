@@ -124,10 +124,10 @@ def bootstrap(
     main_path = project_dir / MAIN_FILE
     template = resources.files("syft_flwr").joinpath("templates", "main.py").read_text()
     already = "syft_flwr" in parsed.get("tool", {})
-    if not overwrite and already and not main_path.exists():
-        if _same_parties(parsed, aggregator, datasites):
-            atomic_write_text(main_path, template)
-            return main_path
+    missing_main = already and not main_path.exists()
+    if not overwrite and missing_main and _same_parties(parsed, aggregator, datasites):
+        atomic_write_text(main_path, template)
+        return main_path
     if (already or main_path.exists()) and not overwrite:
         what = "[tool.syft_flwr] in pyproject.toml" if already else MAIN_FILE
         raise FileExistsError(
