@@ -10,6 +10,7 @@ import pytest
 from flwr.common import ndarrays_to_parameters
 
 import syft_flwr
+from syft_flwr.errors import SyftFlwrError
 from syft_flwr.transport.settings import TransportSettings
 from syft_flwr.utils import get_syftbox_dataset_path, run_syft_flwr
 from tests.support import AGGREGATOR, DATASITES
@@ -62,3 +63,12 @@ def test_run_result_reads_as_syft_flwr_0_5_s(tiny_app: Path, tiny_data: list[Pat
 def test_data_helpers_keep_their_names(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DATA_DIR", str(tmp_path))
     assert run_syft_flwr() and get_syftbox_dataset_path() == tmp_path
+
+
+def test_syft_flwr_0_5_keyword_names(tiny_app: Path, tiny_data: list[Path]) -> None:
+    syft_flwr.bootstrap(flwr_project_dir=tiny_app, aggregator=AGGREGATOR, datasites=DATASITES)
+    assert syft_flwr.run(project_dir=tiny_app, mock_dataset_paths=tiny_data).rounds == 1
+    with pytest.raises(SyftFlwrError, match="one mock data folder per datasite"):
+        syft_flwr.run(tiny_app)
+    with pytest.raises(SyftFlwrError, match="needs the project folder"):
+        syft_flwr.bootstrap(aggregator=AGGREGATOR, datasites=DATASITES)

@@ -97,12 +97,13 @@ def _check_transport(transport: str | None) -> None:
 
 
 def bootstrap(
-    project_dir: Path | str,
-    aggregator: str,
-    datasites: list[str],
+    project_dir: Path | str | None = None,
+    aggregator: str | None = None,
+    datasites: list[str] | None = None,
     transport: str | None = None,
     *,
     overwrite: bool = False,
+    flwr_project_dir: Path | str | None = None,
 ) -> Path:
     """Bootstrap the Flower app in ``project_dir`` for ``aggregator`` and ``datasites``.
 
@@ -110,9 +111,16 @@ def bootstrap(
     these parties and only ``main.py`` is missing, ``main.py`` is written again (the table and
     its app_name stay). Any other already bootstrapped project is refused unless
     ``overwrite=True``, which rewrites both the table (with a new app_name) and main.py.
-    ``transport`` is syft-flwr 0.5's argument: only ``None`` or ``"syftbox"`` are accepted.
+    ``transport`` and ``flwr_project_dir`` (another name for ``project_dir``) are syft-flwr
+    0.5's arguments: only ``None`` or ``"syftbox"`` are accepted as the transport.
     """
     _check_transport(transport)
+    project_dir = project_dir if project_dir is not None else flwr_project_dir
+    if project_dir is None or aggregator is None or datasites is None:
+        raise UsageError(
+            "bootstrap needs the project folder, the aggregator and the datasites: "
+            "bootstrap(project_dir, aggregator='ds@...', datasites=['do1@...', ...])"
+        )
     project_dir = Path(project_dir).expanduser().resolve()
     if not project_dir.is_dir():
         raise FileNotFoundError(f"project folder {project_dir} does not exist")

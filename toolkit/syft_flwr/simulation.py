@@ -31,7 +31,7 @@ from syft_flwr import collector
 from syft_flwr.apps import FlowerApps, load_apps, release
 from syft_flwr.config import ProjectConfig, load_project_config
 from syft_flwr.crypto import create_party
-from syft_flwr.errors import SyftFlwrError
+from syft_flwr.errors import SyftFlwrError, UsageError
 from syft_flwr.network.layout import Network
 from syft_flwr.party_logs import party_context, party_log_files
 from syft_flwr.runtime import datasite_node, describe_node_result, run_aggregator, run_config_for
@@ -167,12 +167,13 @@ def _open_files_for(parties: int) -> None:
 
 def run(
     project_dir: Path | str,
-    mock_paths: list[Path | str],
+    mock_paths: list[Path | str] | None = None,
     *,
     run_config: dict[str, Any] | None = None,
     timeout: float | None = None,
     network_dir: Path | str | None = None,
     metrics_port: int | None = None,
+    mock_dataset_paths: list[Path | str] | None = None,
 ) -> SimulationResult:
     """Simulate the bootstrapped Flower app in ``project_dir`` on one mock folder per datasite.
 
@@ -183,7 +184,11 @@ def run(
     is thrown away afterwards unless ``network_dir`` names where to keep it (point
     ``syft-flwr dashboard`` at it to watch the run); ``metrics_port`` serves Prometheus metrics
     during the run. Raises :class:`SimulationError` naming each datasite that failed.
+    ``mock_dataset_paths`` is syft-flwr 0.5's name for ``mock_paths``.
     """
+    mock_paths = mock_paths if mock_paths is not None else mock_dataset_paths
+    if mock_paths is None:
+        raise UsageError("pass one mock data folder per datasite: run(project_dir, [mock1, ...])")
     collector.skip_collections_at_exit()  # a script's exit after a run: ~0.5 s less
     project_dir = Path(project_dir).expanduser().resolve()
     config = load_project_config(project_dir)
