@@ -223,7 +223,8 @@ def _flower_available() -> str:
     )
     if probe.returncode == 0:
         return ""
-    return f"ray is not installed ({_why(probe.stdout, probe.stderr)}): pip install -e '.[simulation]'"
+    why = _why(probe.stdout, probe.stderr)
+    return f"ray is not installed ({why}): pip install -e '.[simulation]'"
 
 
 def _write_flower_config(project: Path, run_config: dict) -> None:
