@@ -101,12 +101,14 @@ def train(
     pull = 1.0 - learning_rate * proximal_mu
     for _ in range(epochs):
         order = rng.permutation(n)
-        for begin in range(0, n, batch_size):
-            idx = order[begin : begin + batch_size]
-            x, y = features[idx], labels[idx]
+        # SGD steps row by row, in order: one call per batch only where a proximal step
+        # follows each batch (the same steps as one call over the epoch's rows otherwise)
+        step = batch_size if proximal_mu else max(n, 1)
+        for begin in range(0, n, step):
+            idx = order[begin : begin + step]
             with warnings.catch_warnings():  # one pass per call is what partial_fit is for
                 warnings.simplefilter("ignore")
-                model.partial_fit(x, y, classes=CLASSES)
+                model.partial_fit(features[idx], labels[idx], classes=CLASSES)
             if proximal_mu:
                 shrink = pull ** len(idx)
                 model.coef_ = start["coef"] + (model.coef_ - start["coef"]) * shrink
