@@ -281,7 +281,7 @@ def test_node_config_overrides_reach_the_client(project: Path, datasets: list[Pa
     for used in replies[NODES[0]]:  # the data owner's node config wins
         assert (used["local-epochs"], used["learning-rate"], used["batch-size"]) == (3, 0.05, 8)
     for used in replies[NODES[1]]:  # the run config, as the ServerApp sent it
-        assert (used["local-epochs"], used["learning-rate"], used["batch-size"]) == (1, 0.1, 16)
+        assert (used["local-epochs"], used["learning-rate"], used["batch-size"]) == (1, 0.01, 16)
 
 
 def test_a_bad_node_config_value_is_reported(project: Path, datasets: list[Path]) -> None:
