@@ -15,7 +15,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev,notebooks,apps]' 2>&1 | { grep -v "^WARNING: Location" || true; }
-	$(BIN)/python -c "import syft_flwr, flwr, pytest, xdist, nbclient, hypothesis, ipykernel, pandas"
+	$(BIN)/python -c "import syft_flwr, flwr, pytest, xdist, nbclient, hypothesis, ipykernel, pandas, ray, sklearn"
 	$(BIN)/ruff --version >/dev/null
 	$(BIN)/python -m compileall -q toolkit  # an editable install is not byte-compiled
 	touch $(STAMP)
@@ -54,10 +54,8 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix $(LINTED)
 	$(BIN)/ruff format $(LINTED)
 
-# the scale benchmark compares with Flower's simulation engine: Ray, in the bench extra only
+# the scale benchmark compares with Flower's simulation engine (Ray: the simulation extra, in dev)
 benchmarks: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,notebooks,apps,bench]' 2>&1 | { grep -v "^WARNING: Location" || true; } \
-	  || echo "no Ray here: benchmarks/scale.py reports Flower's side as unavailable"
 	$(BIN)/python benchmarks/transport.py
 	$(BIN)/python benchmarks/simulation.py
 	$(BIN)/python benchmarks/scale.py

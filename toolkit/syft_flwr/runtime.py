@@ -172,6 +172,20 @@ def _draw_training(project_dir: Path, run_id: int, metrics: dict, app: str) -> N
         logger.warning(f"could not draw the training figure: {exc}")
 
 
+#: what every datasite's node_config says, as in syft-flwr 0.5: a datasite's own data is
+#: the whole data set, so it is partition 0 of 1
+SINGLE_PARTITION = {"partition-id": 0, "num-partitions": 1}
+
+
+def datasite_node_config(
+    run_config: dict[str, Any], overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A datasite's ``node_config`` before ``data-path`` is added: the run config (the app's
+    ``[tool.flwr.app.config]`` with the run's overrides), ``partition-id = 0``,
+    ``num-partitions = 1``, then the data owner's own ``overrides`` (its node config)."""
+    return {**run_config, **SINGLE_PARTITION, **(overrides or {})}
+
+
 def datasite_node(
     client_app: Any,
     network: Network,
@@ -185,7 +199,10 @@ def datasite_node(
     heartbeat: Heartbeat | None = None,
     settings: TransportSettings | None = None,
 ) -> DatasiteNode:
-    """The node that serves the loaded ``client_app`` for datasite ``email`` on ``data_dir``."""
+    """The node that serves the loaded ``client_app`` for datasite ``email`` on ``data_dir``.
+
+    Its ``node_config`` is :func:`datasite_node_config` of ``run_config`` and ``node_config``.
+    """
     from syft_flwr.transport import DatasiteNode
 
     return DatasiteNode(
@@ -195,7 +212,7 @@ def datasite_node(
         config.aggregator,
         client_app,
         data_path=Path(data_dir),
-        node_config=node_config,
+        node_config=datasite_node_config(run_config, node_config),
         run_config=run_config,
         idle_timeout=idle_timeout,
         heartbeat=heartbeat,

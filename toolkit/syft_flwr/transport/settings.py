@@ -21,6 +21,9 @@ DEFAULT_MESSAGE_TTL = 600.0
 #: may differ a little; more than this is a forged or broken timestamp)
 MAX_CLOCK_SKEW = 60.0
 ENCRYPT_ENV = "SYFT_FLWR_ENCRYPT"
+#: syft-flwr 0.5's name for the same switch ("false" turns encryption off), read when
+#: ``SYFT_FLWR_ENCRYPT`` is not set
+LEGACY_ENCRYPT_ENV = "SYFT_FLWR_ENCRYPTION_ENABLED"
 #: message bodies are encrypted to the recipient unless turned off (``encrypt=False`` or
 #: ``SYFT_FLWR_ENCRYPT=0``): with AES-GCM in place of the body checksums it costs about as
 #: much as the unencrypted, signed format (see benchmarks/transport.py)
@@ -133,6 +136,14 @@ def resolve_flag(value: bool | None, env: str, default: bool, what: str) -> bool
     raise ValueError(f"{env}={raw!r} is not understood: set it to 1 or 0 to turn {what} on or off")
 
 
+def _encrypt_env() -> str:
+    """``SYFT_FLWR_ENCRYPT``, or syft-flwr 0.5's ``SYFT_FLWR_ENCRYPTION_ENABLED`` when only
+    that one is set."""
+    if os.environ.get(ENCRYPT_ENV, "").strip() or not os.environ.get(LEGACY_ENCRYPT_ENV):
+        return ENCRYPT_ENV
+    return LEGACY_ENCRYPT_ENV
+
+
 @dataclass(frozen=True)
 class TransportSettings:
     """What a party's message files obey, read once from the environment (or given).
@@ -172,7 +183,7 @@ class TransportSettings:
             message_ttl=resolve_seconds(
                 message_ttl, MESSAGE_TTL_ENV, DEFAULT_MESSAGE_TTL, "message TTL"
             ),
-            encrypt=resolve_flag(encrypt, ENCRYPT_ENV, DEFAULT_ENCRYPT, "message encryption"),
+            encrypt=resolve_flag(encrypt, _encrypt_env(), DEFAULT_ENCRYPT, "message encryption"),
         )
 
     def but(self, **changes: object) -> TransportSettings:
