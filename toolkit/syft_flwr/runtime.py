@@ -216,6 +216,8 @@ def run_datasite(
             idle_timeout=idle_timeout,
             heartbeat=heartbeat,
         )
+        if hasattr(client_app, "on_dead"):  # a sandboxed ClientApp: its death ends the job
+            client_app.on_dead = node.stop
         return node.serve()
 
 
@@ -383,20 +385,32 @@ def _serve(project_dir: Path, identity: Identity, config: ProjectConfig, args) -
         return EXIT_USAGE
     node_config = parse_config(args.node_config or os.environ.get(NODE_CONFIG_ENV))
     logger.info(f"{identity.email}: serving {config.app_name} for {config.aggregator}")
-    with loading_long_lived():  # flwr, the transport and the app load here
-        from syft_flwr.apps import load_client_app
+    from syft_flwr.sandbox.limits import SandboxSpec
 
-        client_app = load_client_app(project_dir)
-    result = run_datasite(
-        client_app,
-        identity.network,
-        identity.email,
-        config,
-        Path(data_dir),
-        run_config=run_config_for(project_dir, None, False),
-        node_config=node_config,
-        idle_timeout=args.idle_timeout,
-    )
+    spec = SandboxSpec.from_env()  # the job runner's: the ClientApp runs in a sandbox
+    with loading_long_lived():  # flwr, the transport and the app load here
+        if spec is None:
+            from syft_flwr.apps import load_client_app
+
+            client_app = load_client_app(project_dir)
+        else:
+            from syft_flwr.sandbox.client import SandboxedClientApp
+
+            client_app = SandboxedClientApp(project_dir, spec)
+    try:
+        result = run_datasite(
+            client_app,
+            identity.network,
+            identity.email,
+            config,
+            Path(data_dir),
+            run_config=run_config_for(project_dir, None, False),
+            node_config=node_config,
+            idle_timeout=args.idle_timeout,
+        )
+    finally:
+        if spec is not None:
+            client_app.close()
     print(f"{identity.email}: {describe_node_result(result)}")
     return EXIT_OK if result.ok else EXIT_FAILED
 
