@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 setup: $(STAMP)
+	@command -v bwrap >/dev/null || echo "NOTE: bubblewrap (bwrap) is missing: data owners' jobs \
+	cannot run sandboxed and tests/sandbox is skipped. Install it: apt-get install bubblewrap"
 
 demo: $(STAMP)
 	$(BIN)/syft-flwr demo

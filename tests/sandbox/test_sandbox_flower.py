@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from syft_flwr.monitor.status import format_status
 from syft_flwr.sandbox import BubblewrapMissingError, SandboxLimits, bwrap_path
-from tests.faults.helpers import JOB_TIMEOUT, TINY_APP, federation, tiny_data
+from tests.faults.helpers import JOB_TIMEOUT, TINY_APP, federation, tiny_data, wait_for
 from tests.sandbox.conftest import needs_bwrap
 from tests.sandbox.helpers import events
 from tests.support import DATASITES
@@ -81,7 +82,13 @@ def _run_all(fed, **options) -> None:
 
 def test_the_tiny_app_gives_the_exact_result_from_the_sandbox(tmp_path: Path) -> None:
     with federation(tmp_path, TINY_APP, tiny_data(tmp_path)) as fed:
-        _run_all(fed)
+        _run_all(fed, limits=SandboxLimits(wall_seconds=120))
+        limits = "wall 120 s, memory 4096 MiB, processes 64, output 1024 MiB"
+
+        def shown() -> bool:  # `syft-flwr status` shows each datasite's sandbox limits
+            return format_status(fed.network).count(f"(sandbox: {limits})") == 2
+
+        wait_for(shown, "the datasites' limits in the status table")
         done = fed.aggregate("--timeout", "60")
         for owner in fed.owners.values():
             owner.run.wait(timeout=60)

@@ -205,6 +205,9 @@ def run_datasite(
     with Heartbeat(network, email, "datasite") as heartbeat:
         # the job runner names the job it runs; a datasite started by hand has none
         heartbeat.update(app=config.app_name, job=os.environ.get(JOB_ID_ENV) or None)
+        spec = getattr(client_app, "spec", None)  # a sandboxed ClientApp: show its limits
+        if spec is not None:
+            heartbeat.update(limits=spec.limits.describe())
         node = datasite_node(
             client_app,
             network,
@@ -388,15 +391,19 @@ def _serve(project_dir: Path, identity: Identity, config: ProjectConfig, args) -
     from syft_flwr.sandbox.limits import SandboxSpec
 
     spec = SandboxSpec.from_env()  # the job runner's: the ClientApp runs in a sandbox
+    if spec is not None:
+        from syft_flwr.sandbox.client import SandboxedClientApp
+
+        client_app = SandboxedClientApp(project_dir, spec, wait=False)  # loads meanwhile
     with loading_long_lived():  # flwr, the transport and the app load here
         if spec is None:
             from syft_flwr.apps import load_client_app
 
             client_app = load_client_app(project_dir)
         else:
-            from syft_flwr.sandbox.client import SandboxedClientApp
+            import syft_flwr.transport  # noqa: F401 - loaded while the worker loads the app
 
-            client_app = SandboxedClientApp(project_dir, spec)
+            client_app.wait_ready()
     try:
         result = run_datasite(
             client_app,

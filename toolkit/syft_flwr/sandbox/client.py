@@ -19,9 +19,8 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flwr.app import Context, Message
 from loguru import logger
 
 from syft_flwr.apps import AppLoadError
@@ -31,7 +30,9 @@ from syft_flwr.sandbox.errors import SandboxDied, SandboxError
 from syft_flwr.sandbox.limits import MiB, SandboxSpec
 from syft_flwr.sandbox.process import LimitHit, Watchdog, death_reason, rlimit_setter
 from syft_flwr.sandbox.protocol import dump, load, read_frame, write_frames
-from syft_flwr.transport.flwr_compat import message_from_bytes, message_to_bytes
+
+if TYPE_CHECKING:  # flwr loads in the trusted node while the worker starts (see wait_ready)
+    from flwr.app import Context, Message
 
 WORKER = "syft_flwr.sandbox.worker"
 CLOSE_GRACE = 5.0
@@ -63,6 +64,7 @@ class SandboxedClientApp:
         spec: SandboxSpec,
         *,
         on_dead: Callable[[], None] | None = None,
+        wait: bool = True,
     ):
         self.project_dir = Path(project_dir).resolve()
         self.spec = spec
@@ -94,11 +96,20 @@ class SandboxedClientApp:
             [Path(spec.output_dir), Path(spec.scratch_dir)],
             on_hit=self._limit_hit,
         )
+        self._ready = False
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Block until the worker has loaded the ClientApp; AppLoadError if it could not."""
+        if self._ready:
+            return
         hello = self._read_header()
         if hello is None or not hello.get("ready"):
             self.close()
             why = (hello or {}).get("error") or self.dead_reason or "the worker did not start"
             raise AppLoadError(str(why))
+        self._ready = True
 
     @property
     def pid(self) -> int:
@@ -106,9 +117,12 @@ class SandboxedClientApp:
         return self._proc.pid
 
     def __call__(self, message: Message, context: Context) -> Message:
+        from syft_flwr.transport.flwr_compat import message_from_bytes, message_to_bytes
+
         with self._lock:
             if self.dead_reason is not None:
                 raise SandboxDied(self.dead_reason)
+            self.wait_ready()
             header = {
                 "run_id": context.run_id,
                 "node_id": context.node_id,

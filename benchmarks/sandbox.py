@@ -1,0 +1,172 @@
+"""The sandbox's cost (a script, not a test).
+
+    .venv/bin/python benchmarks/sandbox.py [--starts N] [--messages N]
+
+- **Start**: what the sandbox adds to starting a job's ClientApp. ``bwrap`` itself: a
+  ``python -c pass`` in the sandbox against the same outside (median of ``--starts``). The
+  ClientApp: a :class:`SandboxedClientApp` of the tiny app until its worker says the app
+  loaded, against loading the same app in a fresh Python (both import flwr).
+- **Per message**: a round trip through the pipe (request and reply serialised, framed,
+  parsed) against calling the ClientApp in process with the same ``answer`` (mean over
+  ``--messages``), for a small query and for a 1 MB array.
+
+Targets: start <= 150 ms (bwrap's own cost), <= 0.5 ms extra per small message. Prints a
+table and writes benchmarks/results/sandbox.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from flwr.app import ArrayRecord, Context, Message, MessageType, RecordDict
+
+from syft_flwr.apps import load_client_app
+from syft_flwr.sandbox import DEFAULT_LIMITS, SandboxSpec, bwrap_argv
+from syft_flwr.sandbox.client import SandboxedClientApp
+from syft_flwr.transport import flwr_compat
+from syft_flwr.transport.clientapp import answer
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_APP = REPO / "tests" / "fixtures" / "tiny_app"
+RESULTS = Path(__file__).resolve().parent / "results" / "sandbox.json"
+ECHO_APP = """
+from flwr.app import Message
+from flwr.clientapp import ClientApp
+
+app = ClientApp()
+
+
+@app.query()
+def query(msg, context):
+    return Message(msg.content, reply_to=msg)
+"""
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+def _time(argv: list[str], n: int) -> float:
+    runs = []
+    for _ in range(n):
+        started = time.perf_counter()
+        subprocess.run(argv, check=True)
+        runs.append(time.perf_counter() - started)
+    return statistics.median(runs)
+
+
+def _spec(tmp: Path, data: Path) -> SandboxSpec:
+    return SandboxSpec(
+        data_dir=str(data),
+        output_dir=str(tmp / "out"),
+        scratch_dir=str(tmp / "scratch"),
+        limits=DEFAULT_LIMITS,
+        report=str(tmp / "report.json"),
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp / "scratch")},
+    )
+
+
+def bench_start(tmp: Path, data: Path, n: int) -> dict[str, float]:
+    (tmp / "scratch").mkdir(exist_ok=True)
+    plain = [sys.executable, "-c", "pass"]
+    boxed = bwrap_argv(plain, read_only=[data], writable=[tmp / "scratch"], env={}, workdir=data)
+    outside, inside = _time(plain, n), _time(boxed, n)
+    load = [
+        sys.executable,
+        "-c",
+        f"from syft_flwr.apps import load_client_app as l; l({str(TINY_APP)!r})",
+    ]
+    app_outside = _time(load, max(3, n // 4))
+    ready = []
+    for _ in range(max(3, n // 4)):
+        started = time.perf_counter()
+        with SandboxedClientApp(TINY_APP, _spec(tmp, data)):
+            ready.append(time.perf_counter() - started)
+    app_inside = statistics.median(ready)
+    return {
+        "python_outside_ms": _ms(outside),
+        "python_in_bwrap_ms": _ms(inside),
+        "bwrap_cost_ms": _ms(inside - outside),
+        "clientapp_load_outside_ms": _ms(app_outside),
+        "clientapp_ready_in_sandbox_ms": _ms(app_inside),
+        "clientapp_start_cost_ms": _ms(app_inside - app_outside),
+    }
+
+
+def _message(content: RecordDict) -> Message:
+    flwr_compat.ensure_task_identity(1)
+    message = Message(content, dst_node_id=5, message_type=MessageType.QUERY)
+    flwr_compat.set_message_id(message, "m" * 64)
+    return message
+
+
+def bench_messages(tmp: Path, data: Path, n: int) -> dict[str, float]:
+    echo = tmp / "echo_app"
+    shutil.copytree(TINY_APP, echo)
+    (echo / "tiny_app" / "client_app.py").write_text(ECHO_APP)
+    context = Context(
+        run_id=1, node_id=5, node_config={"data-path": str(data)}, state=RecordDict(),
+        run_config={},
+    )  # fmt: skip
+    payloads = {
+        "small": RecordDict(),
+        "1MB": RecordDict({"w": ArrayRecord([np.zeros(1024 * 1024 // 8)])}),
+    }
+    local = load_client_app(echo)
+    out: dict[str, float] = {}
+    with SandboxedClientApp(echo, _spec(tmp, data)) as boxed:
+        for name, content in payloads.items():
+            count = n if name == "small" else max(20, n // 20)
+            timings = {}
+            for label, app in (("in_process", local), ("sandbox", boxed)):
+                message = _message(content)
+                for _ in range(20):  # warm up
+                    answer(app, message, context, node_id=5, data_path=data)
+                started = time.perf_counter()
+                for _ in range(count):
+                    reply, raised = answer(app, message, context, node_id=5, data_path=data)
+                    assert raised is None, raised
+                timings[label] = (time.perf_counter() - started) / count
+            out[f"{name}_in_process_ms"] = _ms(timings["in_process"])
+            out[f"{name}_sandbox_ms"] = _ms(timings["sandbox"])
+            out[f"{name}_extra_ms"] = _ms(timings["sandbox"] - timings["in_process"])
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--starts", type=int, default=20)
+    parser.add_argument("--messages", type=int, default=2000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        data = tmp / "data"
+        data.mkdir()
+        (data / "values.txt").write_text("1\n2\n3\n")
+        results = {
+            **bench_start(tmp, data, args.starts),
+            **bench_messages(tmp, data, args.messages),
+        }
+    width = max(map(len, results))
+    for key, value in results.items():
+        print(f"{key:<{width}}  {value:>9.3f}")
+    ok = results["bwrap_cost_ms"] <= 150 and results["small_extra_ms"] <= 0.5
+    print(
+        "targets (bwrap start <= 150 ms, small message <= 0.5 ms extra):", "met" if ok else "MISSED"
+    )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
