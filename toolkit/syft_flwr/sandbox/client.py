@@ -29,7 +29,7 @@ from syft_flwr.sandbox.bwrap import bwrap_argv
 from syft_flwr.sandbox.errors import SandboxDied, SandboxError
 from syft_flwr.sandbox.limits import MiB, SandboxSpec
 from syft_flwr.sandbox.process import LimitHit, Watchdog, death_reason, rlimit_setter
-from syft_flwr.sandbox.protocol import dump, load, read_frame, write_frames
+from syft_flwr.sandbox.protocol import receive, send
 
 if TYPE_CHECKING:  # flwr loads in the trusted node while the worker starts (see wait_ready)
     from flwr.app import Context, Message
@@ -117,8 +117,6 @@ class SandboxedClientApp:
         return self._proc.pid
 
     def __call__(self, message: Message, context: Context) -> Message:
-        from syft_flwr.transport.flwr_compat import message_from_bytes, message_to_bytes
-
         with self._lock:
             if self.dead_reason is not None:
                 raise SandboxDied(self.dead_reason)
@@ -131,18 +129,16 @@ class SandboxedClientApp:
             }
             assert self._proc.stdin is not None
             try:
-                write_frames(self._proc.stdin, dump(header), message_to_bytes(message))
-            except (BrokenPipeError, OSError):
+                send(self._proc.stdin, header, message)
+            except OSError:  # a broken pipe: the sandbox is gone
                 self._died()
-            reply_header = self._read_header()
-            if reply_header is None:
+            got = receive(self._proc.stdout)  # type: ignore[arg-type]
+            if got is None:
                 self._died()
-            if reply_header.get("fatal"):
-                self._died(LimitHit(str(reply_header["fatal"]), self._fatal(reply_header)))
-            body = read_frame(self._proc.stdout)  # type: ignore[arg-type]
-            if body is None:
-                self._died()
-            reply = message_from_bytes(body)
+            reply_header, reply = got
+            if reply_header.get("fatal") or reply is None:
+                kind = str(reply_header.get("fatal") or "exit")
+                self._died(LimitHit(kind, self._fatal(reply_header)))
             error = reply_header.get("error")
         if error:
             raise remote_exception(str(error["type"]), str(error["message"]))
@@ -171,8 +167,8 @@ class SandboxedClientApp:
 
     # -- internals ----------------------------------------------------------------------------
     def _read_header(self) -> dict[str, Any] | None:
-        frame = read_frame(self._proc.stdout)  # type: ignore[arg-type]
-        return None if frame is None else load(frame)
+        got = receive(self._proc.stdout)  # type: ignore[arg-type]
+        return None if got is None else got[0]
 
     def _fatal(self, header: dict[str, Any]) -> str:
         kind = str(header["fatal"])

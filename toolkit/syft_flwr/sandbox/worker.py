@@ -12,7 +12,7 @@ import errno
 import os
 import sys
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 
 def _protocol_streams() -> tuple[BinaryIO, BinaryIO]:
@@ -24,29 +24,26 @@ def _protocol_streams() -> tuple[BinaryIO, BinaryIO]:
 
 
 def serve(project_dir: Path, requests: BinaryIO, replies: BinaryIO) -> int:
-    from syft_flwr.sandbox.protocol import dump, load, read_frame, write_frames
+    from syft_flwr.sandbox.protocol import receive, send
 
     try:
         from syft_flwr.apps import load_client_app
 
         client_app = load_client_app(project_dir)
     except Exception as exc:  # noqa: BLE001 - reported to the trusted node, which raises it
-        write_frames(replies, dump({"ready": False, "error": str(exc)}))
+        send(replies, {"ready": False, "error": str(exc)})
         return 1
     from flwr.app import Context, RecordDict
 
     from syft_flwr.transport.clientapp import answer
-    from syft_flwr.transport.flwr_compat import message_from_bytes, message_to_bytes
 
-    write_frames(replies, dump({"ready": True}))
+    send(replies, {"ready": True})
     contexts: dict[int, Context] = {}
     while True:
-        head = read_frame(requests)
-        body = read_frame(requests) if head is not None else None
-        if body is None:
+        request = receive(requests)
+        if request is None or request[1] is None:
             return 0
-        header: dict[str, Any] = load(head)
-        message = message_from_bytes(body)
+        header, message = request
         run_id = int(header["run_id"])
         context = contexts.get(run_id)
         if context is None:
@@ -69,10 +66,10 @@ def serve(project_dir: Path, requests: BinaryIO, replies: BinaryIO) -> int:
         fatal = _limit_of(exc)
         if fatal is not None:
             error = f"{type(exc).__name__}: {exc}"
-            write_frames(replies, dump({"fatal": fatal, "error": error}))
+            send(replies, {"fatal": fatal, "error": error})
             return 1
         error = None if exc is None else {"type": type(exc).__qualname__, "message": str(exc)}
-        write_frames(replies, dump({"error": error}), message_to_bytes(reply))
+        send(replies, {"error": error}, reply)
 
 
 def _limit_of(exc: BaseException | None) -> str | None:
