@@ -135,3 +135,11 @@ def test_dataset_limits_apply_and_a_jobs_own_limits_win(net, tmp_path: Path) -> 
     assert "wall-clock limit (2.5 s)" in str(again.reason)
     assert events(net.admin, "run_start")[-1]["sandbox"]["processes"] == 20
     assert events(net.admin, "sandbox_limits_set")[-1]["dataset"] == DATASET
+
+
+def test_a_cpu_limit_ends_a_busy_job(net, tmp_path: Path) -> None:
+    job = approved(net, tmp_path, "while True:\n    pass\n", name="busy")
+    handle = net.admin.run_private(job, limits=SandboxLimits(cpu_seconds=1), timeout=60)
+    assert handle.status == "failed" and "CPU limit" in str(handle.reason), handle.reason
+    assert handle.duration_s is not None and handle.duration_s < 30
+    assert events(net.admin, "sandbox_limit")[-1]["limit"] == "cpu"

@@ -29,7 +29,7 @@ from syft_flwr.config import (
     flower_run_config,
     load_project_config,
 )
-from syft_flwr.errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from syft_flwr.errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, SyftFlwrError
 from syft_flwr.utils import DATA_DIR_ENV
 
 if TYPE_CHECKING:
@@ -319,13 +319,11 @@ def main(project_dir: Path, argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
-    from syft_flwr.apps import AppLoadError
-
     try:
         if role == "aggregator":
             return _aggregate(project_dir, identity, config, args)
         return _serve(project_dir, identity, config, args)
-    except (AppLoadError, OSError, ValueError) as exc:  # AppLoadError: the app's own code
+    except (SyftFlwrError, OSError, ValueError) as exc:  # AppLoadError, SandboxError, ...
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
 

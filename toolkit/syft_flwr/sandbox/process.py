@@ -45,17 +45,19 @@ class LimitHit:
 
 def rlimit_setter(limits: SandboxLimits) -> Callable[[], None]:
     """A ``preexec_fn`` setting the per-process kernel limits of ``limits``."""
-    pairs: list[tuple[int, int]] = []
-    if limits.cpu_seconds:
-        pairs.append((resource.RLIMIT_CPU, int(limits.cpu_seconds)))
+    pairs: list[tuple[int, int, int]] = []  # (resource, soft, hard)
+    if limits.cpu_seconds:  # SIGXCPU at the soft limit (SIGKILL at the hard one says less)
+        cpu = int(limits.cpu_seconds)
+        pairs.append((resource.RLIMIT_CPU, cpu, cpu + 1))
     if limits.memory_bytes:
-        pairs.append((resource.RLIMIT_AS, int(limits.memory_bytes) + AS_HEADROOM))
+        memory = int(limits.memory_bytes) + AS_HEADROOM
+        pairs.append((resource.RLIMIT_AS, memory, memory))
     if limits.output_bytes:
-        pairs.append((resource.RLIMIT_FSIZE, int(limits.output_bytes)))
+        pairs.append((resource.RLIMIT_FSIZE, int(limits.output_bytes), int(limits.output_bytes)))
 
     def apply() -> None:
-        for which, value in pairs:
-            resource.setrlimit(which, (value, value))
+        for which, soft, hard in pairs:
+            resource.setrlimit(which, (soft, hard))
 
     return apply
 
