@@ -7,14 +7,19 @@ from pathlib import Path
 
 import pytest
 
+from syft_flwr.crypto import ensure_keys
 from syft_flwr.network.layout import Network
 from tests.monitor.producer import LiveProducer
+from tests.support import DATASITES
 
 
 @pytest.fixture
 def network(tmp_path: Path) -> Network:
+    """A network where the two datasites have keys (a heartbeat is signed by its party)."""
     net = Network.at(tmp_path, "net")
     net.datasites_dir.mkdir(parents=True)
+    for email in DATASITES:
+        ensure_keys(net, email, durable=False)
     return net
 
 

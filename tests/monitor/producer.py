@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from syft_flwr.crypto import ensure_keys
 from syft_flwr.events import (
     DatasiteMissing,
     EventBus,
@@ -69,6 +70,8 @@ class LiveProducer:
         self.heartbeats = []
         if self.with_heartbeats:
             roles = [(self.aggregator, "aggregator")] + [(e, "datasite") for e in self.datasites]
+            for email, _ in roles:  # a heartbeat is signed by its party
+                ensure_keys(self.network, email, durable=False)
             self.heartbeats = [
                 Heartbeat(self.network, email, role, interval=self.heartbeat_interval)
                 for email, role in roles

@@ -53,7 +53,7 @@ def finished_run(network: Network, producer):
 
 
 def test_json_endpoints(network: Network, finished_run):
-    network.public_dir("do3@openmined.org").mkdir(parents=True)  # no heartbeat
+    network.public_dir("do3@openmined.org").mkdir(parents=True, exist_ok=True)  # no heartbeat
     with serve_dashboard(network) as dash:
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", dash.url) and dash.port > 0
 
@@ -120,7 +120,7 @@ def test_figures_refuse_anything_outside_the_run_folder(
     (figures / "sub").mkdir()
     (figures / "sub" / "deep.png").write_bytes(tiny_png())
     private = network.private_dir(DO1)
-    private.mkdir(parents=True)
+    private.mkdir(parents=True, exist_ok=True)
     (private / "data.png").write_bytes(tiny_png())
 
     with serve_dashboard(network) as dash:
@@ -150,7 +150,7 @@ def test_figures_refuse_anything_outside_the_run_folder(
 
 
 def test_format_status_and_status_main(network: Network, producer, tmp_path: Path, capsys):
-    network.public_dir("do3@openmined.org").mkdir(parents=True)
+    network.public_dir("do3@openmined.org").mkdir(parents=True, exist_ok=True)
     p = producer(rounds=1, round_delay=0.0, run_id=5)
     p.start()
     p.wait()

@@ -7,8 +7,10 @@ import time
 
 import pytest
 
+from syft_flwr.crypto import ensure_keys, next_sequence, sign_document
 from syft_flwr.events import RoundStarted, RunFinished, RunStarted
 from syft_flwr.monitor import Heartbeat, HeartbeatSubscriber, list_participants, read_participant
+from syft_flwr.monitor.participants import HEARTBEAT_DOMAIN
 from syft_flwr.network.atomic import atomic_write_json
 from syft_flwr.network.layout import Network
 from tests.support import AGGREGATOR, DATASITES
@@ -68,16 +70,18 @@ def test_heartbeat_appears_updates_and_goes_offline(network: Network):
     assert last["online"] is False
     p = read_participant(network, DO1)
     assert not p.online and p.state == "offline" and p.heartbeat_age is not None
-    assert [p.name for p in path.parent.iterdir()] == ["status.json"]  # no temporary left
+    # no temporary left (keys.json: the public keys that check the heartbeat's signature)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["keys.json", "status.json"]
 
 
 def test_old_heartbeat_counts_as_offline(network: Network):
-    with Heartbeat(network, DO1, "datasite", interval=60):
+    with Heartbeat(network, DO1, "datasite", interval=60) as hb:
         pass
-    status = json.loads(network.status_path(DO1).read_text())
-    # a process that died without saying goodbye: online=true, but written long ago
-    status.update(online=True, updated_at_epoch=time.time() - 100)
-    atomic_write_json(network.status_path(DO1), status)
+    # a process that died without saying goodbye: online=true, but written long ago (signed
+    # by the datasite, as its last beat was)
+    status = hb.status(online=True)
+    status.update(updated_at_epoch=time.time() - 100, seq=next_sequence(network, DO1))
+    atomic_write_json(network.status_path(DO1), sign_document(hb, HEARTBEAT_DOMAIN, status))
 
     p = read_participant(network, DO1, offline_after=15)
     assert not p.online and p.state == "offline"
@@ -88,7 +92,7 @@ def test_old_heartbeat_counts_as_offline(network: Network):
 
 
 def test_datasite_without_heartbeat_is_offline(network: Network):
-    network.public_dir(DO2).mkdir(parents=True)
+    network.public_dir(DO2).mkdir(parents=True, exist_ok=True)
     (network.datasites_dir / "not-a-datasite").mkdir()  # skipped: not an email
     with Heartbeat(network, DO1, "datasite", interval=60):
         people = {p.email: p for p in list_participants(network)}
@@ -99,7 +103,7 @@ def test_datasite_without_heartbeat_is_offline(network: Network):
 
 
 def test_malformed_status_is_offline_with_a_reason(network: Network):
-    network.public_dir(AGGREGATOR).mkdir(parents=True)
+    network.public_dir(AGGREGATOR).mkdir(parents=True, exist_ok=True)
     network.status_path(AGGREGATOR).write_text("{not json")
     p = read_participant(network, AGGREGATOR)
     assert not p.online and p.heartbeat_age is None
@@ -114,6 +118,7 @@ def test_heartbeat_rejects_bad_input(network: Network):
 
 
 def test_heartbeat_subscriber_follows_the_run(network: Network):
+    ensure_keys(network, AGGREGATOR, durable=False)
     with Heartbeat(network, AGGREGATOR, "aggregator", interval=60) as hb:
         subscriber = HeartbeatSubscriber(hb, job="job-9")
         subscriber.on_event(RunStarted(3, "fed-analytics", (DO1,)))

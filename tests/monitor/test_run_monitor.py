@@ -98,7 +98,7 @@ def test_event_lines(tmp_path: Path):
 
 def test_metrics_over_http(network: Network, tmp_path: Path):
     monitor = RunMonitor(tmp_path / "events.jsonl", network=network)
-    network.public_dir(DO2).mkdir(parents=True)  # do2 has a folder but no heartbeat
+    network.public_dir(DO2).mkdir(parents=True, exist_ok=True)  # do2 has a folder but no heartbeat
     server, thread = start_metrics_server(monitor.registry, 0)
     try:
         with Heartbeat(network, DO1, "datasite", interval=60):

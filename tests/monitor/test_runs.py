@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from syft_flwr.crypto import ensure_keys
 from syft_flwr.events import RoundFinished, RoundStarted, RunFinished, RunStarted
 from syft_flwr.monitor import (
     Heartbeat,
@@ -87,6 +88,7 @@ def test_status_running_completed_interrupted(network: Network, tmp_path: Path):
     assert [r.run_id for r in list_runs(network)][0] == "3"  # newest first
 
     # the aggregator's heartbeat went offline without a run_end: the run was interrupted
+    ensure_keys(network, AGGREGATOR, durable=False)
     with Heartbeat(network, AGGREGATOR, "aggregator", interval=60):
         assert get_run(network, 2).status == "running"
     assert get_run(network, 2).status == "interrupted"

@@ -11,8 +11,10 @@ import threading
 import time
 from pathlib import Path
 
+from syft_flwr.crypto import next_sequence, sign_document
 from syft_flwr.monitor import list_participants, read_participant
 from syft_flwr.monitor.heartbeat import running_heartbeats
+from syft_flwr.monitor.participants import HEARTBEAT_DOMAIN
 from syft_flwr.network.atomic import atomic_write_json
 from syft_flwr.network.layout import Network
 from syft_flwr.rds import setup_rds_server
@@ -104,10 +106,20 @@ def test_a_fresh_status_of_another_process_is_left_alone(net) -> None:
     heartbeat = net.admin.heartbeat
     path = net.admin.network.status_path(DO)
     other = {**_status(net), "pid": os.getpid() + 1, "role": "datasite", "online": True}
-    atomic_write_json(path, {**other, "updated_at_epoch": time.time()})
+    other.pop("signature")
+
+    def signed(status: dict) -> dict:  # what another process of the owner writes
+        status = {**status, "seq": next_sequence(net.admin.network, DO)}
+        return sign_document(net.admin.client.identity, HEARTBEAT_DOMAIN, status)
+
+    atomic_write_json(path, signed({**other, "updated_at_epoch": time.time()}))
     heartbeat.beat()
     assert _status(net)["pid"] == os.getpid() + 1  # not replaced
-    atomic_write_json(path, {**other, "updated_at_epoch": time.time() - 60})  # it crashed
+    atomic_write_json(path, signed({**other, "updated_at_epoch": time.time() - 60}))  # crashed
+    heartbeat.beat()
+    assert _status(net)["pid"] == os.getpid() and _status(net)["role"] == "data owner"
+    # an unsigned status (a forgery) does not make the session pause
+    atomic_write_json(path, {**other, "updated_at_epoch": time.time(), "seq": 2**62})
     heartbeat.beat()
     assert _status(net)["pid"] == os.getpid() and _status(net)["role"] == "data owner"
 

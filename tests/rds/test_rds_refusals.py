@@ -171,19 +171,32 @@ def test_limits_are_configurable(net, tmp_path: Path) -> None:
 # -- what the owner verifies -----------------------------------------------------------------
 def test_code_edited_after_approval_is_not_run(net, tmp_path: Path) -> None:
     job = approved(net, tmp_path)
-    (job.code_path / "main.py").write_text("import shutil; print('exfiltrate')\n")
+    (job.code_path / "main.py").write_text("import shutil; print('exfiltrate')\n")  # the inbox
+    handle = net.admin.run_private(job)  # runs the owner's copy taken at intake
+    assert handle.returncode == 0
+    assert handle.stdout_path.read_text() == "counted 4 rows\n"
+    record = net.admin.store.load(job.uid)
+    assert record.runs[0].code_sha256 == record.pinned_sha256 == job.code_sha256
+    # The owner's own copy altered after approval (a fault, a stray edit): refused, audited.
+    reviewed = net.admin.job.get(uid=job.uid).code_path
+    (reviewed / "main.py").write_text("import shutil; print('exfiltrate')\n")
     with pytest.raises(PermissionError, match="changed after approval"):
         net.admin.run_private(job)
     record = net.admin.store.load(job.uid)
-    assert record.status == "approved" and record.runs == []
-    assert not net.admin.store.run_dir(job.uid, 1).exists()
+    assert record.status == "completed" and len(record.runs) == 1
+    assert not net.admin.store.run_dir(job.uid, 2).exists()
     last = net.admin.audit_log()[-1]
     assert last["event"] == "refusal" and last["action"] == "run" and last["job_id"] == job.uid
 
 
 def test_file_added_after_approval_is_not_run(net, tmp_path: Path) -> None:
     job = approved(net, tmp_path)
-    (job.code_path / "sitecustomize.py").write_text("print('sneaky')\n")
+    (job.code_path / "sitecustomize.py").write_text("print('sneaky')\n")  # the inbox
+    handle = net.admin.run_mock(job)
+    assert handle.returncode == 0 and "sneaky" not in handle.stdout_path.read_text()
+    assert not (net.admin.store.run_dir(job.uid, 1) / "code" / "sitecustomize.py").exists()
+    reviewed = net.admin.job.get(uid=job.uid).code_path
+    (reviewed / "sitecustomize.py").write_text("print('sneaky')\n")
     with pytest.raises(PermissionError, match="changed after approval"):
         net.admin.run_mock(job)
 
@@ -191,8 +204,11 @@ def test_file_added_after_approval_is_not_run(net, tmp_path: Path) -> None:
 def test_code_edited_before_approval_is_not_approved(net, tmp_path: Path) -> None:
     job = submit(net, tmp_path)
     assert net.admin.job.get(uid=job.uid).status == "pending_code_review"  # first sighting
-    (job.code_path / "main.py").write_text("print('switched')\n")
-    with pytest.raises(PermissionError, match="changed after it was submitted"):
+    owner_view = net.admin.job.get(uid=job.uid)
+    (job.code_path / "main.py").write_text("print('switched')\n")  # the inbox: ignored
+    assert "switched" not in owner_view.show_user_code()
+    (owner_view.code_path / "main.py").write_text("print('switched')\n")  # the owner's copy
+    with pytest.raises(PermissionError, match="code changed"):
         net.admin.job.approve(job)
     assert net.admin.job.get(uid=job.uid).status == "pending_code_review"
     assert net.admin.audit_log()[-1]["event"] == "refusal"
@@ -263,8 +279,10 @@ def test_vanished_inbox_folder(net, tmp_path: Path) -> None:
     job = approved(net, tmp_path)
     shutil.rmtree(job.code_path.parent)
     assert [j.uid for j in net.admin.job.get_all(status="approved")] == [job.uid]
-    with pytest.raises(PermissionError, match="refusing to run"):
-        net.admin.run_private(job)
+    # The owner runs its own copy of the reviewed code; there is just nowhere to share to.
+    assert net.admin.run_private(job).returncode == 0
+    with pytest.raises(FileNotFoundError, match="nowhere to share to"):
+        net.admin.job.share_results(job)
     with pytest.raises(JobNotFoundError):
         net.guest.job.get(uid=job.uid)
 

@@ -59,9 +59,9 @@ def test_guest_can_reset_itself_without_touching_the_owner(net, tmp_path: Path) 
     setup_rds_server(email=DS, root_dir=net.root, reset=True)
     assert net.admin.job.get(uid=seen.uid).status == "pending_code_review"
     assert [d.name for d in net.admin.dataset.get_all()] == [DATASET]
-    # A reset gives the party new keys: what it signed before and the owner had not seen yet
-    # no longer verifies, and is refused rather than trusted.
-    with pytest.raises(JobRefusedError, match="bad_signature"):
+    # A reset gives the party new keys: the owner pinned the old ones at first contact, so
+    # anything under the new keys is refused (key_changed) until the owner accepts them.
+    with pytest.raises(JobRefusedError, match="key_changed"):
         net.admin.job.get(uid=unseen.uid)
 
 

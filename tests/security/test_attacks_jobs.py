@@ -137,21 +137,21 @@ def test_request_json_symlink_to_a_private_file_is_refused(net, tmp_path: Path) 
     request = job.code_path.parent / "request.json"
     request.unlink()
     request.symlink_to(net.do.client.config_path)
-    assert "symbolic links" in assert_refused(net, job.uid, "malformed")["message"]
+    assert "symlink" in assert_refused(net, job.uid, "malformed")["message"]
 
 
 def test_job_folder_swapped_for_a_symlink_after_approval(net, tmp_path: Path) -> None:
     job = approved(net, tmp_path)
     job_dir = job.code_path.parent
     elsewhere = tmp_path / "eves-copy"
-    shutil.copytree(job_dir, elsewhere)  # the same code: the hash alone would not notice
+    shutil.copytree(job_dir, elsewhere)
+    (elsewhere / "code" / "main.py").write_text("print('eve was here')\n")
     shutil.rmtree(job_dir)
     job_dir.symlink_to(elsewhere, target_is_directory=True)
-    with pytest.raises(PermissionError, match="no longer a plain folder"):
-        net.admin.run_private(job)
+    handle = net.admin.run_private(job)  # the owner's copy taken at intake runs, not eve's
+    assert handle.returncode == 0 and handle.stdout_path.read_text() == "counted 4 rows\n"
     record = net.admin.store.load(job.uid)
-    assert record.status == "approved" and record.runs == []
-    assert net.admin.audit_log()[-1]["event"] == "refusal"
+    assert record.runs[0].code_sha256 == record.pinned_sha256
 
 
 def test_owner_never_writes_through_a_symlinked_job_folder(net, tmp_path: Path) -> None:
@@ -195,13 +195,17 @@ def test_guests_cannot_approve_run_or_share(net, tmp_path: Path, action) -> None
 
 def test_code_edited_after_approval_never_runs(net, tmp_path: Path) -> None:
     job = approved(net, tmp_path)
-    original = (job.code_path / "main.py").read_text()
     (job.code_path / "main.py").write_text("import os; print(os.environ['DATA_DIR'])\n")
+    handle = net.admin.run_private(job)  # the inbox's edit is never read: the reviewed copy runs
+    assert handle.returncode == 0 and handle.stdout_path.read_text() == "counted 4 rows\n"
+    reviewed = net.admin.job.get(uid=job.uid).code_path / "main.py"
+    original = reviewed.read_text()
+    reviewed.write_text("import os; print(os.environ['DATA_DIR'])\n")
     with pytest.raises(PermissionError, match="changed after approval"):
         net.admin.run_private(job)
-    assert net.admin.store.load(job.uid).runs == []
+    assert len(net.admin.store.load(job.uid).runs) == 1
     assert net.admin.audit_log()[-1]["event"] == "refusal"
-    (job.code_path / "main.py").write_text(original)  # put back: the approved code runs
+    reviewed.write_text(original)  # put back: the approved code runs
     assert net.admin.run_private(job).returncode == 0
 
 
@@ -328,7 +332,7 @@ def test_impersonation_through_the_api_is_refused(net, tmp_path: Path) -> None:
     ("field", "value"),
     [
         ("dataset_name", "other"),
-        ("entrypoint", "helper"),
+        ("entrypoint", "helper.py"),
         ("name", "innocent"),
         ("description", "changed"),
         ("created_at", "2099-01-01T00:00:00+00:00"),
@@ -338,7 +342,7 @@ def test_impersonation_through_the_api_is_refused(net, tmp_path: Path) -> None:
 )
 def test_request_altered_after_signing_is_refused(net, tmp_path: Path, field, value) -> None:
     eve(net)  # has published keys: only the signature can tell
-    job = submit(net, tmp_path, helper="x = 1\n")
+    job = submit(net, tmp_path, **{"helper.py": "x = 1\n"})
     request = job.code_path.parent / "request.json"
     data = json.loads(request.read_text())
     data[field] = value

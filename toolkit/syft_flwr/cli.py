@@ -104,6 +104,47 @@ def dashboard(
         _fail(str(exc), exit_code_of(exc))
 
 
+keys_app = typer.Typer(
+    help="The other parties' keys as you pinned them at first contact (trust on first use).",
+    no_args_is_help=True,
+)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("show")
+def keys_show(
+    reader: str = typer.Option(..., "--as", help="your email (whose pins are shown)"),
+    root: Path = typer.Option(Path("."), help="folder that holds the network"),
+    key: str = typer.Option("local_syftbox_network", help="the network's folder name"),
+) -> None:
+    """Print each party's key fingerprint, pinned and published, to compare out of band."""
+    from syft_flwr.crypto import show_fingerprints
+    from syft_flwr.network import Network
+
+    try:
+        show_fingerprints(Network.at(root, key), reader)
+    except (SyftFlwrError, OSError, ValueError) as exc:
+        _fail(str(exc), exit_code_of(exc))
+
+
+@keys_app.command("accept")
+def keys_accept(
+    peer: str = typer.Argument(..., help="the party whose new keys you checked out of band"),
+    reader: str = typer.Option(..., "--as", help="your email (whose pin is replaced)"),
+    root: Path = typer.Option(Path("."), help="folder that holds the network"),
+    key: str = typer.Option("local_syftbox_network", help="the network's folder name"),
+) -> None:
+    """Pin PEER's keys as published now (accept a key rotation on purpose)."""
+    from syft_flwr.crypto import accept_key
+    from syft_flwr.network import Network
+
+    try:
+        keys = accept_key(Network.at(root, key), reader, peer)
+    except (SyftFlwrError, OSError, ValueError) as exc:
+        _fail(str(exc), exit_code_of(exc))
+    typer.echo(f"{reader} now trusts {peer}'s keys, fingerprint {keys.long_fingerprint}")
+
+
 @app.command()
 def version() -> None:
     """Print the toolkit's version."""

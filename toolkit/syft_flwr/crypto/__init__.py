@@ -7,6 +7,8 @@
 - :mod:`~syft_flwr.crypto.messages`: :class:`MessageKeys`, the per-direction MAC and body keys
   of message files (X25519 agreement, HKDF, AES-256-GCM).
 - :mod:`~syft_flwr.crypto.sealed`: bodies sealed to one recipient.
+- :mod:`~syft_flwr.crypto.pins`: the other parties' keys pinned at first contact (TOFU).
+- :mod:`~syft_flwr.crypto.freshness`: sequence numbers that make older signed documents stale.
 - :func:`create_party`: a party's identity file plus its keys.
 """
 
@@ -30,6 +32,12 @@ from syft_flwr.crypto.errors import (
     PublicKeysNotFoundError,
     SignatureError,
 )
+from syft_flwr.crypto.freshness import (
+    SeenSequences,
+    StaleDocumentError,
+    next_sequence,
+    sequence_of,
+)
 from syft_flwr.crypto.keystore import (
     KeyOwner,
     PublicKeys,
@@ -43,12 +51,20 @@ from syft_flwr.crypto.keystore import (
 )
 from syft_flwr.crypto.messages import MessageKeys
 from syft_flwr.crypto.party import create_party
+from syft_flwr.crypto.pins import (
+    KeyChangedError,
+    accept_key,
+    key_fingerprints,
+    show_fingerprints,
+    trusted_keys,
+)
 from syft_flwr.crypto.sealed import seal, unseal
 
 __all__ = [
     "SIGNATURE_BYTES",
     "SIGNATURE_FIELD",
     "DecryptionError",
+    "KeyChangedError",
     "KeyOwner",
     "MessageAuthError",
     "MessageKeys",
@@ -56,21 +72,29 @@ __all__ = [
     "PublicKeys",
     "PublicKeysInvalidError",
     "PublicKeysNotFoundError",
+    "SeenSequences",
     "SignatureError",
+    "StaleDocumentError",
+    "accept_key",
     "canonical_json",
     "clear_cache",
     "create_party",
     "ensure_keys",
+    "key_fingerprints",
     "load_encryption_key",
     "load_signing_key",
+    "next_sequence",
     "public_keys",
     "raw_public",
     "read_regular_file",
     "seal",
+    "sequence_of",
+    "show_fingerprints",
     "sign",
     "sign_document",
     "signed_bytes",
     "split_signature",
+    "trusted_keys",
     "unseal",
     "verify",
     "verify_document",

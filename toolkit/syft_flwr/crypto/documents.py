@@ -21,7 +21,8 @@ from syft_flwr.crypto.errors import (
     PublicKeysNotFoundError,
     SignatureError,
 )
-from syft_flwr.crypto.keystore import KeyOwner, b64, load_signing_key, public_keys
+from syft_flwr.crypto.keystore import KeyOwner, b64, load_signing_key
+from syft_flwr.crypto.pins import trusted_keys
 from syft_flwr.network.layout import Network
 
 SIGNATURE_BYTES = 64
@@ -48,10 +49,15 @@ def verify_with(public_key: Ed25519PublicKey | bytes, data: bytes, signature: by
         raise SignatureError(f"unusable public key: {exc}") from exc
 
 
-def verify(network: Network, email: str, data: bytes, signature: bytes) -> None:
-    """Check that ``email`` signed ``data``; SignatureError (with why) otherwise."""
+def verify(
+    network: Network, email: str, data: bytes, signature: bytes, *, reader: str | None = None
+) -> None:
+    """Check that ``email`` signed ``data``; SignatureError (with why) otherwise.
+
+    With ``reader``, ``email``'s keys must be the ones ``reader`` pinned (see crypto/pins.py).
+    """
     try:
-        keys = public_keys(network, email)
+        keys = trusted_keys(network, email, reader)
     except (PublicKeysNotFoundError, PublicKeysInvalidError, ValueError) as exc:
         raise SignatureError(f"cannot check a signature of {email!r}: {exc}") from exc
     try:
@@ -99,12 +105,17 @@ def split_signature(document: Any) -> tuple[dict[str, Any], bytes]:
     return {k: v for k, v in document.items() if k != SIGNATURE_FIELD}, raw
 
 
-def verify_document(network: Network, email: str, domain: str, document: Any) -> dict[str, Any]:
-    """The payload of ``document`` if ``email`` signed it under ``domain``; else SignatureError."""
+def verify_document(
+    network: Network, email: str, domain: str, document: Any, *, reader: str | None = None
+) -> dict[str, Any]:
+    """The payload of ``document`` if ``email`` signed it under ``domain``; else SignatureError.
+
+    ``reader``: the party checking, whose pin of ``email``'s keys must match.
+    """
     payload, sig = split_signature(document)
     try:
         data = signed_bytes(domain, payload)
     except (TypeError, ValueError) as exc:  # e.g. NaN, which canonical JSON refuses
         raise SignatureError(f"the document cannot be put in canonical form: {exc}") from exc
-    verify(network, email, data, sig)
+    verify(network, email, data, sig, reader=reader)
     return payload

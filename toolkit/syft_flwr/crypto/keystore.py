@@ -47,6 +47,7 @@ from syft_flwr.crypto.errors import (
 from syft_flwr.network.atomic import atomic_write_json
 from syft_flwr.network.files import file_lock
 from syft_flwr.network.layout import Network, validate_email
+from syft_flwr.network.safe_read import read_regular
 
 KEYS_VERSION = 1
 SIGNING_KEY_FILE = "ed25519.pem"
@@ -247,6 +248,12 @@ class PublicKeys:
         """Short hex id of the signing key (what the audit log records)."""
         return hashlib.sha256(self.ed25519_bytes).hexdigest()[:16]
 
+    @property
+    def long_fingerprint(self) -> str:
+        """Both keys' sha256 in groups of four hex digits: what two people compare aloud."""
+        digest = hashlib.sha256(self.ed25519_bytes + self.x25519_bytes).hexdigest()[:32]
+        return " ".join(digest[i : i + 4] for i in range(0, 32, 4))
+
 
 def _decode_key(value: Any, what: str) -> bytes:
     if not isinstance(value, str):
@@ -261,23 +268,11 @@ def _decode_key(value: Any, what: str) -> bytes:
 
 
 def read_regular_file(path: Path, limit: int) -> bytes:
-    """Read a regular file of at most ``limit`` bytes without following a symlink.
+    """Read a regular file of at most ``limit`` bytes without following a symlink or blocking.
 
-    ValueError if it is not a regular file or is too big; OSError (ELOOP) for a symlink.
+    UnsafeFileError (a ValueError) if it is not a regular file or is too big.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError("not a regular file")
-        if st.st_size > limit:
-            raise ValueError(f"{st.st_size} bytes, over the limit of {limit}")
-        data = os.read(fd, limit + 1)
-        if len(data) > limit:
-            raise ValueError(f"over the limit of {limit} bytes")
-        return data
-    finally:
-        os.close(fd)
+    return read_regular(path, limit)
 
 
 def public_keys(network: Network, email: str) -> PublicKeys:

@@ -39,6 +39,7 @@ from syft_flwr.crypto.errors import (
     PublicKeysInvalidError,
     PublicKeysNotFoundError,
 )
+from syft_flwr.crypto.pins import trusted_keys
 from syft_flwr.network.layout import Network, validate_email
 
 MAC_BYTES = 32
@@ -87,12 +88,13 @@ class MessageKeys:
         return own[1]
 
     def public_keys(self, peer: str) -> keystore.PublicKeys:
-        """``peer``'s published keys (PublicKeysNotFoundError/PublicKeysInvalidError)."""
+        """``peer``'s published keys, as this party pinned them (PublicKeysNotFoundError,
+        PublicKeysInvalidError, or its subclass KeyChangedError)."""
         now = time.monotonic()
         hit = self._peers.get(peer)
         if hit is not None and now - hit[0] <= self.refresh:
             return hit[1]
-        published = keystore.public_keys(self.network, peer)
+        published = trusted_keys(self.network, peer, self.email)
         with self._lock:
             if len(self._peers) >= _MAX_PAIRS:
                 self._peers.clear()

@@ -22,7 +22,9 @@ from typing import Any
 import psutil
 from loguru import logger
 
+from syft_flwr.crypto import next_sequence, sign_document
 from syft_flwr.events import Event, RoundStarted, RunFinished, RunStarted
+from syft_flwr.monitor.participants import HEARTBEAT_DOMAIN
 from syft_flwr.network.atomic import atomic_write_json
 from syft_flwr.network.layout import Network, validate_email
 
@@ -222,13 +224,19 @@ class Heartbeat:
             "updated_at_epoch": now,
         }
 
+    def signed_status(self, *, online: bool = True) -> dict[str, Any]:
+        """The status with the party's next sequence number, signed by the party (readers
+        refuse an unsigned or older one: a forged heartbeat shows no datasite online)."""
+        status = {**self.status(online=online), "seq": next_sequence(self.network, self.email)}
+        return sign_document(self, HEARTBEAT_DOMAIN, status)  # self is a KeyOwner
+
     def beat(self, *, online: bool = True) -> None:
         """Write the status once. A failed write is logged, never raised into the caller."""
         # One writer at a time, so an older status can never replace a newer one.
         with self._write_lock:
             try:
                 # Not fsynced: rewritten every few seconds; atomicity is what matters.
-                atomic_write_json(self.path, self.status(online=online), durable=False)
+                atomic_write_json(self.path, self.signed_status(online=online), durable=False)
                 self.beats += 1
             except (OSError, psutil.Error) as exc:
                 logger.warning(f"heartbeat of {self.email} could not be written: {exc}")

@@ -1,5 +1,11 @@
 """Who is on the network: every datasite folder with its heartbeat (status.json), if any;
-:func:`wait_for_datasites` waits for a run's datasites before round 1."""
+:func:`wait_for_datasites` waits for a run's datasites before round 1.
+
+A heartbeat counts only if it is a regular file of at most 64 KB (read without following a
+link or blocking on a FIFO), signed by its datasite under :data:`HEARTBEAT_DOMAIN`, and not
+older (its ``seq``) than one this reader already accepted; anything else shows the datasite
+offline with the reason in ``problem``.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from syft_flwr.crypto import (
+    SeenSequences,
+    SignatureError,
+    StaleDocumentError,
+    sequence_of,
+    verify_document,
+)
 from syft_flwr.network.layout import Network, validate_email
+from syft_flwr.network.safe_read import read_regular
 
 DEFAULT_OFFLINE_AFTER = 15.0
+HEARTBEAT_DOMAIN = "monitor.heartbeat.v1"
 
 
 @dataclass
@@ -56,22 +71,28 @@ def read_participant(
     *,
     offline_after: float = DEFAULT_OFFLINE_AFTER,
     now: float | None = None,
+    reader: str | None = None,
 ) -> Participant:
-    """The heartbeat of one datasite; a missing or unreadable one means offline."""
+    """The heartbeat of one datasite; a missing, unreadable, unsigned or replayed one means
+    offline. ``reader`` (the party reading, if any) checks the signer's key against its pin."""
     validate_email(email)
     now = time.time() if now is None else now
     path = network.status_path(email)
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path, "status")
     except FileNotFoundError:
         return Participant(email=email, online=False)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # a FIFO, a link to /dev/zero, a huge file
         return Participant(email=email, online=False, problem=f"unreadable: {exc}")
     try:
-        data = json.loads(raw)
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-    except ValueError as exc:
+        document = json.loads(raw)
+        data = verify_document(network, email, HEARTBEAT_DOMAIN, document, reader=reader)
+        SeenSequences(network, reader).check(
+            email, "heartbeat", sequence_of(data, f"{path}"), f"the heartbeat {path}"
+        )
+    except (SignatureError, StaleDocumentError) as exc:
+        return Participant(email=email, online=False, problem=f"refused status.json: {exc}")
+    except (ValueError, RecursionError) as exc:
         return Participant(email=email, online=False, problem=f"malformed status.json: {exc}")
 
     updated = _float(data.get("updated_at_epoch"))

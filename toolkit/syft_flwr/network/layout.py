@@ -13,6 +13,10 @@
   private/<email>/keys/                         the party's private keys
   private/<email>/runs/<run_id>.json            a run the party aggregates (monitor)
   private/<email>/flwr/<app>/security.jsonl     every message file the party refused
+  private/<email>/trust/keys/<peer>.json        the peer's public keys pinned at first contact
+  private/<email>/trust/sequence                the last sequence number the party signed
+  private/<email>/trust/seen/<signer>.json      the newest sequence seen per signer and topic
+  private/<email>/rds/jobs/<job_id>/submitted/  the job's files copied at intake (reviewed = run)
 ```
 """
 
@@ -152,6 +156,26 @@ class Network:
         """The security logs of all of ``email``'s apps."""
         return sorted((self.private_dir(email) / "flwr").glob(f"*/{SECURITY_LOG}"))
 
+    # -- trust: pinned keys and sequence numbers -----------------------------------------------
+    def trust_dir(self, email: str) -> Path:
+        """``private/<email>/trust/``: pinned keys and sequence numbers."""
+        return self.private_dir(email) / "trust"
+
+    def pinned_keys_dir(self, email: str) -> Path:
+        return self.trust_dir(email) / "keys"
+
+    def pinned_key_path(self, email: str, peer: str) -> Path:
+        """The public keys of ``peer`` that ``email`` pinned at first contact."""
+        return self.pinned_keys_dir(email) / f"{validate_email(peer)}.json"
+
+    def sequence_path(self, email: str) -> Path:
+        """The last sequence number ``email`` put in a signed document."""
+        return self.trust_dir(email) / "sequence"
+
+    def seen_sequences_path(self, email: str, signer: str) -> Path:
+        """The newest sequence number ``email`` accepted from ``signer``, per topic."""
+        return self.trust_dir(email) / "seen" / f"{validate_email(signer)}.json"
+
     def private_dataset_dir(self, email: str, name: str) -> Path:
         """``private/<email>/datasets/<name>/``: where the dataset's private data is recorded."""
         return self.private_dir(email) / "datasets" / validate_name(name, "dataset name")
@@ -174,6 +198,10 @@ class Network:
     def job_state_path(self, email: str, job_id: str) -> Path:
         """The owner's authoritative record of the job."""
         return self.owner_job_dir(email, job_id) / "state.json"
+
+    def submitted_code_dir(self, email: str, job_id: str) -> Path:
+        """The job's code as copied from the inbox at intake: what is reviewed and run."""
+        return self.owner_job_dir(email, job_id) / "submitted" / "code"
 
     def job_run_dir(self, email: str, job_id: str, run: int) -> Path:
         """Run ``run`` of the job: code/ (verified copy), stdout.log, stderr.log, output/."""

@@ -127,7 +127,8 @@ class _Dispatcher:
                 self._poll_interval = min(self._poll_interval or interval, interval)
                 mode = "polling"
             self._ensure_thread()
-        self._wake()  # the thread re-reads its poll interval
+        if mode == "polling":
+            self._wake()  # the thread re-reads its poll interval
         return mode
 
     def remove(self, watcher: DirectoryWatcher) -> None:

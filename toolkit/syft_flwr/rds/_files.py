@@ -1,4 +1,4 @@
-"""Small file helpers of the RDS layer: a lock, timestamps, waiting, copying plain files."""
+"""Small file helpers of the RDS layer: timestamps, waiting, copying plain files."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from syft_flwr.network.atomic import TMP_PREFIX
+from syft_flwr.network.safe_read import is_plain_path
 from syft_flwr.network.watch import DirectoryWatcher
 
 
@@ -67,28 +68,23 @@ def copy_regular_files(src: Path, dest: Path) -> list[str]:
     return sorted(skipped)
 
 
-def plain_folder(path: Path) -> Path:
-    """``path``, unless a symlink or a file was put in its place (PermissionError).
+def plain_folder(path: Path, base: Path | None = None) -> Path:
+    """``path``, unless a symlink or a file was put in its place, or in place of a folder
+    between ``base`` and it (PermissionError).
 
-    The owner writes into and reads code from a job's inbox folder: a link planted there
-    would make it read or write somewhere else.
+    The owner writes into a job's inbox folder: a link planted there would make it write
+    somewhere else.
     """
-    if path.is_symlink() or (path.exists() and not path.is_dir()):
+    if (
+        path.is_symlink()
+        or (path.exists() and not path.is_dir())
+        or (base is not None and path.exists() and not is_plain_path(path, base))
+    ):
         raise PermissionError(
             f"{path} is no longer a plain folder (a symlink or file was put in its place): "
             "someone other than the submitter wrote into the inbox; reject the job"
         )
     return path
-
-
-def open_dir_nofollow(path: Path) -> int:
-    """A file descriptor of the folder ``path``; OSError if it is a symlink or not a folder.
-
-    Writing through this descriptor (``dir_fd=``) keeps a folder that others can replace
-    (a job's inbox folder) from redirecting the write through a symlink swapped in after a
-    check.
-    """
-    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
 
 
 def write_json_at(dir_fd: int, name: str, obj: object) -> None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from syft_flwr.network.atomic import atomic_write_bytes
+from syft_flwr.network.safe_read import read_regular
+from syft_flwr.rds.review import review_text
 
 MB = 1024 * 1024
 
@@ -54,9 +56,23 @@ def _skipped_file(name: str) -> bool:
 
 
 def check_entrypoint(entrypoint: str) -> str:
-    """Return the entrypoint as a normalised relative POSIX path, or ValueError."""
+    """Return the entrypoint as a normalised relative POSIX path, or ValueError.
+
+    It must be a relative path to a ``.py`` file inside the code that does not start with
+    ``-`` (Python would take it as an option, e.g. ``-c`` runs code from the name itself).
+    """
     if not isinstance(entrypoint, str) or not entrypoint.strip():
         raise ValueError("entrypoint must be a file name relative to the code, e.g. 'main.py'")
+    if entrypoint.startswith("-"):
+        raise ValueError(
+            f"entrypoint {entrypoint!r:.80} starts with '-', which Python would read as an "
+            "option: name a .py file of the code, e.g. 'main.py'"
+        )
+    if not entrypoint.endswith(".py") or any(ord(c) < 32 or ord(c) == 127 for c in entrypoint):
+        raise ValueError(
+            f"entrypoint {entrypoint!r:.80} is not a .py file: name the Python file that runs "
+            "the job, e.g. 'main.py'"
+        )
     if (
         entrypoint.startswith(("/", "\\"))
         or PurePosixPath(entrypoint).is_absolute()
@@ -171,20 +187,19 @@ def code_sha256(root: Path, limits: SubmissionLimits = DEFAULT_LIMITS) -> str:
     root = Path(root)
     digest = hashlib.sha256()
     for rel in scan_code(root, limits):
-        _update(digest, rel, _read_plain(_file_of(root, rel)))
+        _update(digest, rel, _read_plain(_file_of(root, rel), limits))
     return digest.hexdigest()
 
 
-def _read_plain(path: Path) -> bytes:
-    """Read a regular file; refuse a symlink or a pipe swapped in after the scan.
+def _read_plain(path: Path, limits: SubmissionLimits = DEFAULT_LIMITS) -> bytes:
+    """Read a regular file; refuse a symlink, a pipe or a larger file swapped in after the
+    scan (UnsafeFileError, a ValueError)."""
+    return read_regular(path, limits.max_file_bytes)
 
-    ``O_NONBLOCK`` keeps a FIFO put in a file's place from blocking the open forever.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError(f"{path} is not a regular file (it changed after the scan)")
-        return fh.read()
+
+def read_code(root: Path, rel: str, limits: SubmissionLimits = DEFAULT_LIMITS) -> bytes:
+    """The bytes of the code file ``rel`` under ``root`` (a regular file, within the limit)."""
+    return _read_plain(_file_of(Path(root), rel), limits)
 
 
 def copy_code(
@@ -198,21 +213,22 @@ def copy_code(
     digest = hashlib.sha256()
     dest.mkdir(parents=True, exist_ok=True)
     for rel in scan_code(src, limits):
-        data = _read_plain(_file_of(src, rel))
+        data = _read_plain(_file_of(src, rel), limits)
         _update(digest, rel, data)
         atomic_write_bytes(dest / rel, data, durable=durable)
     return digest.hexdigest()
 
 
 def render_code(root: Path, limits: SubmissionLimits = DEFAULT_LIMITS) -> str:
-    """The code as text for review: every file under a header with its name."""
+    """The code as text for review: every file under a header with its name.
+
+    Nothing is printed raw: control characters, bidi and other invisible format characters
+    and lone carriage returns are shown escaped (``\\x1b``, ``\\u202e``, ``\\r``), a file that
+    is not UTF-8 is shown with its bytes escaped, and a file that declares another source
+    encoding (``# coding: ...``) is flagged (approval refuses it, see :func:`source_problems`).
+    """
     root = Path(root)
     chunks = []
     for rel in scan_code(root, limits):
-        data = _read_plain(_file_of(root, rel))
-        try:
-            body = data.decode("utf-8")
-        except UnicodeDecodeError:
-            body = f"<binary file, {len(data)} bytes>"
-        chunks.append(f"{'=' * 20} {rel} {'=' * 20}\n{body.rstrip()}\n")
+        chunks.append(review_text(rel, _read_plain(_file_of(root, rel))))
     return "\n".join(chunks)

@@ -9,6 +9,8 @@ private/<owner>/datasets/<name>/            private.json (where the data is), da
 from __future__ import annotations
 
 import csv
+import json
+import os
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -17,8 +19,21 @@ from typing import Any
 
 from loguru import logger
 
-from syft_flwr.network.atomic import TMP_PREFIX, atomic_write_json, is_temporary, read_json
+from syft_flwr.network.atomic import (
+    TMP_PREFIX,
+    atomic_write_bytes,
+    atomic_write_json,
+    is_temporary,
+    read_json,
+)
 from syft_flwr.network.layout import Network, validate_name
+from syft_flwr.network.safe_read import (
+    UnsafeFileError,
+    is_plain_dir,
+    read_regular,
+    read_text,
+    regular_files,
+)
 from syft_flwr.rds._files import utc_now
 from syft_flwr.rds.audit import AuditLog
 from syft_flwr.rds.client import RDSClient, owner_only
@@ -43,8 +58,10 @@ class Dataset:
     @property
     def description(self) -> str:
         """The dataset's README text ('' if it has none)."""
-        readme = self.dataset_dir / "README.md"
-        return readme.read_text(encoding="utf-8") if readme.exists() else ""
+        try:
+            return read_text(self.dataset_dir / "README.md", "readme")
+        except FileNotFoundError:
+            return ""
 
     def get_mock_path(self) -> Path:
         """The folder of mock files: same schema as the private data, visible to everyone."""
@@ -100,6 +117,23 @@ def _copy_into(src: Path, dest_dir: Path) -> None:
         )
     else:
         shutil.copy2(src, dest_dir / src.name)
+
+
+def mock_files_of(mock: Path) -> list[str]:
+    """The files of a mock folder: regular files only (UnsafeFileError, a ValueError, for a
+    symlink, FIFO or device anywhere in it: a link is never followed, so private rows cannot
+    be published or read as mock data through one). Hidden names and ``__pycache__`` skipped."""
+    return [rel for rel in regular_files(mock) if "__pycache__" not in rel.split("/")]
+
+
+def _copy_regular_into(src: Path, dest_dir: Path) -> None:
+    """Copy the mock file or folder ``src`` into ``dest_dir``, reading regular files only."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    if not is_plain_dir(src):
+        atomic_write_bytes(dest_dir / src.name, read_regular(src, "mock"))
+        return
+    for rel in mock_files_of(src):
+        atomic_write_bytes(dest_dir / rel, read_regular(src / rel, "mock"))
 
 
 def _infer_type(values: list[str]) -> str:
@@ -198,12 +232,17 @@ class DatasetAPI:
         """
         self._require_owner("create datasets")
         validate_name(name, "dataset name")
-        path, mock_path = Path(path).expanduser().resolve(), Path(mock_path).expanduser().resolve()
+        # the mock folder is not resolved: a symlink given (or found in it) is refused
+        path, mock_path = Path(path).expanduser().resolve(), Path(mock_path).expanduser().absolute()
         if not path.exists():
             raise FileNotFoundError(f"private data {path} does not exist")
         if not mock_path.exists():
             raise FileNotFoundError(f"mock data {mock_path} does not exist")
-        if path == mock_path:
+        if mock_path.is_symlink():
+            raise UnsafeFileError(mock_path, "the mock data is a symlink; give the real folder")
+        if is_plain_dir(mock_path):
+            mock_files_of(mock_path)  # refuses a symlink or special file before anything moves
+        if path == mock_path.resolve():
             raise ValueError(
                 "path and mock_path are the same: the mock part is published to everyone; "
                 "give a separate folder of fake or sample rows with the same schema"
@@ -249,7 +288,7 @@ class DatasetAPI:
 
         staging = final.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}-{name}"
         staging.mkdir(parents=True)
-        _copy_into(mock_path, staging / "mock")
+        _copy_regular_into(mock_path, staging / "mock")
         if description is not None:
             shutil.copyfile(description, staging / "README.md")
         mock_files = sorted(
@@ -290,13 +329,15 @@ class DatasetAPI:
         """The dataset ``name`` of this session's datasite (DatasetNotFoundError lists the
         ones that exist)."""
         meta_path = self.network.dataset_dir(self.host, name) / "metadata.json"
-        if not meta_path.exists():
+        if not os.path.lexists(meta_path):
             known = ", ".join(d.name for d in self.get_all()) or "none"
             raise DatasetNotFoundError(f"no dataset {name!r} on {self.host} (available: {known})")
         return self._load(meta_path)
 
     def _load(self, meta_path: Path) -> Dataset:
-        meta = read_json(meta_path)
+        meta = json.loads(read_regular(meta_path, "metadata"))
+        if not isinstance(meta, dict):
+            raise ValueError(f"{meta_path} is not a JSON object")
         return Dataset(
             name=meta["name"],
             owner=meta.get("owner", self.host),
@@ -316,7 +357,7 @@ class DatasetAPI:
         out = []
         for d in sorted(root.iterdir()):
             meta = d / "metadata.json"
-            if is_temporary(d.name) or not meta.exists():
+            if is_temporary(d.name) or not os.path.lexists(meta):
                 continue
             try:
                 out.append(self._load(meta))

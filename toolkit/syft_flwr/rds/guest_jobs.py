@@ -15,7 +15,13 @@ from typing import Any, NoReturn
 
 from loguru import logger
 
-from syft_flwr.crypto import SignatureError, split_signature, verify_document
+from syft_flwr.crypto import (
+    SignatureError,
+    load_signing_key,
+    signed_bytes,
+    split_signature,
+    verify_with,
+)
 from syft_flwr.network.atomic import TMP_PREFIX, atomic_write_json
 from syft_flwr.network.layout import validate_name
 from syft_flwr.rds._files import utc_now
@@ -118,11 +124,13 @@ class GuestJobs(JobsView):
         else (another party's job, a malformed or forged request)."""
         try:
             document = read_request(self.job_dir(uid), self.intake.max_request_bytes)
-            payload, _ = split_signature(document)
+            payload, signature = split_signature(document)
             check_request_fields(payload, uid, self.host, self.limits)
             if payload["submitter"] != self.client.email:
                 return None
-            verify_document(self.network, self.client.email, REQUEST_DOMAIN, document)
+            # checked with this party's own key, not with what its keys.json says now
+            own_key = load_signing_key(self.client.identity).public_key()
+            verify_with(own_key, signed_bytes(REQUEST_DOMAIN, payload), signature)
         except SubmissionIncompleteError:
             return None
         except (SubmissionRefusedError, SignatureError) as exc:
@@ -134,7 +142,13 @@ class GuestJobs(JobsView):
         """The status the owner signed into the job's mirror (``unknown`` if it is not the
         owner's), ``pending_code_review`` while the owner has not looked yet."""
         try:
-            return read_status(self.network, self.host, uid, self.job_dir(uid) / STATUS_FILE)
+            return read_status(
+                self.network,
+                self.host,
+                uid,
+                self.job_dir(uid) / STATUS_FILE,
+                reader=self.client.email,
+            )
         except FileNotFoundError:
             if not (self.job_dir(uid) / "request.json").exists():
                 raise JobNotFoundError(f"no job {uid!r} on {self.host}") from None
@@ -153,7 +167,11 @@ class GuestJobs(JobsView):
     def _raise_if_refused(self, uid: str) -> None:
         try:
             status, reason = read_status(
-                self.network, self.host, uid, self.job_dir(uid) / STATUS_FILE
+                self.network,
+                self.host,
+                uid,
+                self.job_dir(uid) / STATUS_FILE,
+                reader=self.client.email,
             )
         except FileNotFoundError:
             return

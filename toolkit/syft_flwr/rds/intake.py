@@ -27,13 +27,14 @@ from typing import Any
 
 from syft_flwr.config import Identity
 from syft_flwr.crypto import (
+    KeyChangedError,
     PublicKeysInvalidError,
     PublicKeysNotFoundError,
     SignatureError,
-    public_keys,
     read_regular_file,
     sign_document,
     split_signature,
+    trusted_keys,
     verify_document,
 )
 from syft_flwr.errors import SyftFlwrError
@@ -68,6 +69,7 @@ REFUSAL_REASONS = {
     "unsigned": "request.json carries no signature",
     "unknown_submitter": "the submitter never published keys",
     "bad_signature": "the signature is not the submitter's over exactly these fields",
+    "key_changed": "the submitter's published keys are not the ones pinned at first contact",
     "wrong_host": "the request was signed for another data owner",
     "expired": "the request was signed longer ago than the intake policy allows",
     "from_the_future": "the request was signed later than now plus the allowed clock skew",
@@ -348,13 +350,15 @@ def validate_submission(
     check_request_fields(payload, uid, host, limits)
     submitter = payload["submitter"]
     try:
-        keys = public_keys(network, submitter)
+        keys = trusted_keys(network, submitter, host)
     except PublicKeysNotFoundError as exc:
         raise SubmissionRefusedError("unknown_submitter", str(exc)) from None
+    except KeyChangedError as exc:
+        raise SubmissionRefusedError("key_changed", str(exc)) from None
     except PublicKeysInvalidError as exc:
         raise SubmissionRefusedError("bad_signature", str(exc)) from None
     try:
-        verify_document(network, submitter, REQUEST_DOMAIN, document)
+        verify_document(network, submitter, REQUEST_DOMAIN, document, reader=host)
     except SignatureError as exc:
         raise SubmissionRefusedError(
             "bad_signature", f"request.json of {uid} claims to come from {submitter}: {exc}"

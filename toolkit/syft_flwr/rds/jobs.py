@@ -28,6 +28,7 @@ from loguru import logger
 
 from syft_flwr.network.atomic import is_temporary
 from syft_flwr.network.layout import Network, validate_name
+from syft_flwr.network.safe_read import is_plain_path
 from syft_flwr.rds._files import plain_folder, wait_until
 from syft_flwr.rds.client import RDSClient
 from syft_flwr.rds.code import SubmissionLimits, render_code
@@ -77,10 +78,15 @@ class Job:
     def results_path(self) -> Path:
         """Where shared results appear in the job's folder (use ``session.job.get_results``, which
         checks the owner's signature, rather than reading it directly)."""
-        return self.code_path.parent / "results"
+        return self._jobs.job_dir(self.uid) / "results"
 
     def show_user_code(self) -> str:
-        """Print every file of the job's code under a header with its name; return the text."""
+        """Print every file of the job's code under a header with its name; return the text.
+
+        For the data owner this is its own copy taken at intake (what approval pins and what
+        runs). Hidden characters are shown escaped and suspicious files flagged
+        (:mod:`syft_flwr.rds.review`).
+        """
         text = render_code(self.code_path, self._jobs.limits)
         print(text)
         return text
@@ -131,11 +137,24 @@ class JobsView:
 
     def real_job_dir(self, uid: str) -> Path:
         """The inbox folder of ``uid``; PermissionError if it was replaced by a symlink or file."""
-        return plain_folder(self.job_dir(uid))
+        return plain_folder(self.job_dir(uid), self.network.datasite(self.host))
+
+    def inbox_is_plain(self) -> bool:
+        """Whether the jobs inbox is a plain folder of the datasite (False if it, or a folder
+        above it, was replaced by a symlink: nothing in it is then read, moved or listed)."""
+        if is_plain_path(self.inbox, self.network.datasite(self.host)):
+            return True
+        self.warn_once(
+            "inbox",
+            f"{self.inbox} is not a plain folder of {self.host}'s datasite (a symlink was put "
+            "in its place or above it): ignoring it; remove the link and recreate the folder",
+        )
+        return False
 
     def entries(self) -> tuple[list[str], list[str]]:
-        """Names in the inbox: (named like a job id, anything else); hidden names skipped."""
-        if not self.inbox.is_dir():
+        """Names in the inbox: (named like a job id, anything else); hidden names skipped.
+        Nothing if the inbox is not a plain folder (see :meth:`inbox_is_plain`)."""
+        if not self.inbox.is_dir() or not self.inbox_is_plain():
             return [], []
         uids, other = [], []
         for entry in os.listdir(self.inbox):
@@ -199,7 +218,7 @@ class JobsView:
                 raise ResultsNotSharedError(status)
             if results.is_symlink():
                 raise ResultsTamperedError(f"{results} is a symlink")
-            verify_results(self.network, self.host, uid, results)
+            verify_results(self.network, self.host, uid, results, reader=self.client.email)
         except ResultsNotSharedError:
             raise PermissionError(
                 f"the results of job {uid} have not been shared by {self.host} yet "

@@ -1,8 +1,9 @@
 """The owner-signed status mirror in each job's inbox folder: what the submitter reads.
 
 The mirror only tells the submitter what the owner's :class:`JobRecord` says; the owner never
-reads its status back from it. It is written through a descriptor of the inbox folder, so a
-symlink swapped in for that folder cannot redirect the write.
+reads its status back from it. It is written through a descriptor of the inbox folder opened
+one folder at a time from the datasite down, so a symlink swapped in for the job's folder (or
+for the jobs inbox itself) cannot redirect the write.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from loguru import logger
 
 from syft_flwr.config import Identity
 from syft_flwr.network.layout import Network
-from syft_flwr.rds._files import open_dir_nofollow, utc_now, write_json_at
+from syft_flwr.network.safe_read import open_plain_dir
+from syft_flwr.rds._files import utc_now, write_json_at
 from syft_flwr.rds.records import JobRecord, JobStatus
 from syft_flwr.rds.signed import STATUS_FILE, mirror_says, status_document
 
@@ -53,7 +55,9 @@ class StatusMirror:
 
     def _write(self, job_id: str, fields: dict[str, Any]) -> None:
         payload = {"job_id": job_id, "updated_at": utc_now(), **fields}
-        fd = open_dir_nofollow(self.network.job_inbox_dir(self.host, job_id))
+        fd = open_plain_dir(
+            self.network.job_inbox_dir(self.host, job_id), self.network.datasite(self.host)
+        )
         try:
             write_json_at(fd, STATUS_FILE, status_document(self.identity, payload))
         finally:

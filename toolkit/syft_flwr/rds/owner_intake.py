@@ -20,9 +20,10 @@ from pathlib import Path
 from loguru import logger
 
 from syft_flwr.network.layout import Network
+from syft_flwr.network.safe_read import is_plain_path, open_plain_dir
 from syft_flwr.rds._files import utc_now
 from syft_flwr.rds.audit import AuditLog
-from syft_flwr.rds.code import SubmissionLimits
+from syft_flwr.rds.code import SubmissionLimits, code_sha256, copy_code
 from syft_flwr.rds.errors import JobRefusedError
 from syft_flwr.rds.intake import (
     IntakePolicy,
@@ -63,6 +64,17 @@ class OwnerIntake:
     @property
     def inbox(self) -> Path:
         return self.network.jobs_dir(self.host)
+
+    def inbox_is_plain(self) -> bool:
+        """Whether the jobs inbox is reached through plain folders of the datasite only."""
+        plain = is_plain_path(self.inbox, self.network.datasite(self.host))
+        if not plain and "inbox" not in self._warned:
+            self._warned.add("inbox")
+            logger.error(
+                f"{self.inbox} is not a plain folder of {self.host}'s datasite (a symlink was "
+                "put in its place or above it): nothing in it is read or moved"
+            )
+        return plain
 
     def record(self, uid: str) -> JobRecord | None:
         """The owner's record of ``uid``; None if there is no such job (or it was refused).
@@ -115,6 +127,8 @@ class OwnerIntake:
         job_dir = self.network.job_inbox_dir(self.host, uid)
         if not os.path.lexists(job_dir):
             return None
+        if not self.inbox_is_plain():
+            return None
         with self.store.locked(uid):
             record = self.store.load(uid)
             if record is not None:
@@ -150,6 +164,11 @@ class OwnerIntake:
                 logger.exception(f"checking the submission {job_dir} failed")
                 self._refuse_entry(uid, uid, "internal_error", f"the check failed: {exc!r}")
                 return None
+            try:
+                self.keep_copy(uid, accepted.code_sha256)
+            except (ValueError, OSError) as exc:
+                self._refuse_entry(uid, uid, "code_mismatch", f"the code is refused: {exc}")
+                return None
             req = accepted.request
             record = JobRecord(
                 job_id=uid,
@@ -172,6 +191,49 @@ class OwnerIntake:
             )
             self.store.create(record)
             return record
+
+    def code_dir(self, uid: str) -> Path:
+        """The owner's copy of the job's code, taken at intake: what is reviewed and run."""
+        return self.network.submitted_code_dir(self.host, uid)
+
+    def keep_copy(self, uid: str, sha256: str) -> Path:
+        """Copy the inbox's code of ``uid`` into the owner's private area; ValueError unless
+        what was copied hashes to ``sha256`` (the signed hash checked at intake)."""
+        dest = self.code_dir(uid)
+        shutil.rmtree(dest, ignore_errors=True)
+        source = self.network.job_inbox_dir(self.host, uid) / "code"
+        try:
+            copied = copy_code(source, dest, self.limits)
+        except BaseException:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise
+        if copied != sha256:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise ValueError(
+                f"the code of job {uid} changed while it was taken in (hash {copied[:12]}…, "
+                f"signed {sha256[:12]}…)"
+            )
+        return dest
+
+    def reviewed_code(self, record: JobRecord) -> Path:
+        """The owner's copy of ``record``'s code (taken again from the inbox, only if it
+        hashes to what intake saw, for a job accepted before copies were kept)."""
+        dest = self.code_dir(record.job_id)
+        if not dest.is_dir():
+            with self.store.locked(record.job_id):
+                if not dest.is_dir():
+                    self.keep_copy(record.job_id, record.seen_sha256)
+        return dest
+
+    def check_copy(self, record: JobRecord, expected: str) -> str:
+        """The hash of the owner's copy; ValueError unless it is ``expected``."""
+        current = code_sha256(self.reviewed_code(record), self.limits)
+        if current != expected:
+            raise ValueError(
+                f"the owner's copy of job {record.job_id}'s code changed (hash {current[:12]}… "
+                f"now, {expected[:12]}… when it was taken in)"
+            )
+        return current
 
     def refuse_odd_entry(self, name: str) -> None:
         """Refuse an inbox entry that is not named like a job id (it cannot become one)."""
@@ -212,16 +274,37 @@ class OwnerIntake:
         )
         try:
             quarantine.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(entry, quarantine)
+            self._move_out(name, quarantine)
         except OSError as exc:
             logger.error(f"could not move the refused entry {entry} to {quarantine}: {exc}")
         if key == name:  # tell the submitter why: a signed tombstone in a fresh folder
             try:
-                os.mkdir(entry)  # fails if anything (e.g. a new symlink) took the name meanwhile
+                self._mkdir_in_inbox(name)  # fails if anything (e.g. a symlink) took the name
                 self.mirror.tombstone(name, message)
             except OSError as exc:
                 logger.warning(f"could not tell the submitter of {name} it was refused: {exc}")
         logger.warning(f"refused inbox entry {name!r} of {self.host} ({reason}): {message}")
+
+    def _inbox_fd(self) -> int:
+        """The jobs inbox opened one folder at a time from the datasite (no symlink followed)."""
+        return open_plain_dir(self.inbox, self.network.datasite(self.host))
+
+    def _move_out(self, name: str, quarantine: Path) -> None:
+        """Rename the entry ``name`` (itself, never what a symlink points to) out of the inbox
+        into ``quarantine``; OSError if the inbox is not a plain folder or the private area is
+        on another file system (the entry then stays where it is)."""
+        fd = self._inbox_fd()
+        try:
+            os.rename(name, quarantine, src_dir_fd=fd)
+        finally:
+            os.close(fd)
+
+    def _mkdir_in_inbox(self, name: str) -> None:
+        fd = self._inbox_fd()
+        try:
+            os.mkdir(name, dir_fd=fd)
+        finally:
+            os.close(fd)
 
 
 def _age_s(path: Path) -> float:

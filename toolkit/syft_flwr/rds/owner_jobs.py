@@ -18,17 +18,19 @@ from typing import Any
 from loguru import logger
 
 from syft_flwr.network.atomic import TMP_PREFIX, atomic_write_json
-from syft_flwr.rds._files import copy_regular_files, open_dir_nofollow, utc_now
+from syft_flwr.network.safe_read import open_plain_dir
+from syft_flwr.rds._files import copy_regular_files, utc_now
 from syft_flwr.rds.audit import AuditLog, audited_refusal
 from syft_flwr.rds.client import RDSClient
-from syft_flwr.rds.code import SubmissionLimits, code_sha256, scan_code
-from syft_flwr.rds.datasets import DatasetAPI, private_data_dir
+from syft_flwr.rds.code import SubmissionLimits, check_entrypoint, read_code, scan_code
+from syft_flwr.rds.datasets import DatasetAPI, mock_files_of, private_data_dir
 from syft_flwr.rds.errors import JobNotFoundError, JobStateError
 from syft_flwr.rds.intake import IntakePolicy
 from syft_flwr.rds.jobs import LOG_PREVIEW_CHARS, Job, JobRef, JobsView, job_uid
 from syft_flwr.rds.mirror import StatusMirror
 from syft_flwr.rds.owner_intake import OwnerIntake
 from syft_flwr.rds.records import RUNNABLE, SHAREABLE, JobRecord, JobStatus, status_set
+from syft_flwr.rds.review import source_problems
 from syft_flwr.rds.runner import DEFAULT_TIMEOUT, RunHandle, check_run_options, start_run
 from syft_flwr.rds.signed import write_manifest
 from syft_flwr.rds.store import JobStore
@@ -125,8 +127,16 @@ class OwnerJobs(JobsView):
         return self.store.refused_records()
 
     # -- the owner's decisions ----------------------------------------------------------------
+    def job_from_request(self, req: dict[str, Any]) -> Job:
+        """The Job view of a request; its ``code_path`` is the owner's own copy of the code,
+        taken at intake: what :meth:`Job.show_user_code` shows and what runs."""
+        job = super().job_from_request(req)
+        job.code_path = self._intake.code_dir(job.uid)
+        return job
+
     def approve(self, job: JobRef) -> Job:
-        """Approve a job pending review; pins the hash of its code as it is now."""
+        """Approve a job pending review; pins the hash of its code (the owner's copy taken at
+        intake, which is what was reviewed and what will run)."""
         record = self._record(job)
         uid = record.job_id
         if record.status != JobStatus.PENDING_CODE_REVIEW:
@@ -135,18 +145,24 @@ class OwnerJobs(JobsView):
                 "review can be approved"
             )
         try:
-            current = code_sha256(self.real_job_dir(uid) / "code", self.limits)
+            current = self._intake.check_copy(record, record.seen_sha256)
+            code = self._intake.code_dir(uid)
+            files = scan_code(code, self.limits)
+            problems = [p for rel in files for p in source_problems(rel, read_code(code, rel))]
         except (ValueError, OSError) as exc:
             raise self._refuse(uid, "approve", f"refusing to approve job {uid}: {exc}") from exc
-        if current != record.seen_sha256:
+        if problems:
             raise self._refuse(
                 uid,
                 "approve",
-                f"refusing to approve job {uid}: its code changed after it was submitted "
-                f"(hash {record.seen_sha256[:12]}… then, {current[:12]}… now). Reject it and "
-                "ask the submitter to submit again",
+                f"refusing to approve job {uid}: {'; '.join(problems[:5])}. Reject it and ask "
+                "the submitter for plain UTF-8 source",
             )
-        if record.entrypoint not in scan_code(self.job_dir(uid) / "code", self.limits):
+        try:
+            check_entrypoint(record.entrypoint)  # a record taken in under older rules
+        except ValueError as exc:
+            raise self._refuse(uid, "approve", f"refusing to approve job {uid}: {exc}") from exc
+        if record.entrypoint not in files:
             raise self._refuse(
                 uid, "approve", f"job {uid} has no entrypoint {record.entrypoint!r}", ValueError
             )
@@ -229,6 +245,15 @@ class OwnerJobs(JobsView):
             data_dir = private_data_dir(self.network, self.host, record.dataset_name)
         else:
             data_dir = self._mock_dir(record.dataset_name)
+            try:  # mock data sits in a shared folder: regular files only, no link followed
+                mock_files_of(data_dir)
+            except (ValueError, OSError) as exc:
+                raise self._refuse(
+                    uid,
+                    "run",
+                    f"refusing to run job {uid} on mock data: {exc}. Publish the dataset "
+                    "again (session.dataset.create(..., overwrite=True))",
+                ) from exc
         return start_run(
             self.store,
             self.audit,
@@ -329,7 +354,7 @@ class OwnerJobs(JobsView):
                 files=files,
                 skipped=skipped,
             )
-            _publish(job_dir, staging, "results")
+            _publish(job_dir, self.network.datasite(self.host), staging, "results")
             rec.shared_run = shared_run.n
             rec.set_status(JobStatus.SHARED)
 
@@ -342,11 +367,12 @@ class OwnerJobs(JobsView):
         return job_dir / "results"
 
 
-def _publish(job_dir: Path, staging: Path, name: str) -> None:
+def _publish(job_dir: Path, datasite: Path, staging: Path, name: str) -> None:
     """Move ``staging`` to ``job_dir/name``, replacing what is there (an earlier share, or
-    something planted), without following a symlink in place of ``job_dir``."""
+    something planted), without following a symlink in place of ``job_dir`` or of any folder
+    between it and ``datasite``."""
     try:
-        fd = open_dir_nofollow(job_dir)
+        fd = open_plain_dir(job_dir, datasite)
     except OSError as exc:
         raise PermissionError(
             f"{job_dir} is not a plain folder any more ({exc}): not sharing into it"

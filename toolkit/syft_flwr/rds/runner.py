@@ -1,7 +1,8 @@
 """The job runner: verify the approved code, run it on private or mock data, record the run.
 
-A run copies the job's code from the inbox into ``<private>/rds/jobs/<id>/runs/<n>/code``,
-hashing exactly the bytes it copies, and refuses if the hash is not the one pinned at approval.
+A run copies the job's code from the owner's copy taken at intake (never from the shared
+inbox) into ``<private>/rds/jobs/<id>/runs/<n>/code``, hashing exactly the bytes it copies,
+and refuses if the hash is not the one pinned at approval.
 The entrypoint runs as ``[sys.executable, entrypoint]`` in its own process group with the copy
 as working directory; stdout and stderr go straight to log files (no pipe that can fill up).
 A timeout kills the whole process group.
@@ -31,7 +32,6 @@ from loguru import logger
 
 from syft_flwr.config import CONFIG_ENV, JOB_ID_ENV
 from syft_flwr.network.layout import Network
-from syft_flwr.rds._files import plain_folder
 from syft_flwr.rds.audit import AuditLog, audited_refusal
 from syft_flwr.rds.code import SubmissionLimits, copy_code
 from syft_flwr.rds.errors import JobStateError
@@ -420,17 +420,17 @@ def start_run(
     """Run the approved job ``job_id`` of ``store.owner`` on ``kind`` ("private" or "mock")
     data found in ``data_dir``; see ``Session.run_private``.
 
-    The code is copied from the job's inbox folder (never through a link planted there) and
-    must hash to the value pinned at approval; any refusal is audited. With ``sandbox`` (the
-    default) the job's code runs in bubblewrap with ``sandbox_limits`` (see
-    :mod:`syft_flwr.sandbox`); BubblewrapMissingError says how to install it. ``sandbox=False``
-    runs it with the owner's rights, and the audit log records that choice.
+    The code is copied from the owner's copy taken at intake (what was reviewed; never from
+    the shared inbox) and must hash to the value pinned at approval; any refusal is audited.
+    With ``sandbox`` (the default) the job's code runs in bubblewrap with ``sandbox_limits``
+    (see :mod:`syft_flwr.sandbox`); BubblewrapMissingError says how to install it.
+    ``sandbox=False`` runs it with the owner's rights, and the audit log records that choice.
     """
     extra = check_run_options(kind, timeout, env)
     if sandbox:
         bwrap_path()  # BubblewrapMissingError, with how to install it, before anything runs
     uid = job_id
-    inbox_code = store.network.job_inbox_dir(store.owner, uid)
+    reviewed_code = store.network.submitted_code_dir(store.owner, uid)
     run: RunRecord | None = None
 
     def refuse(message: str, exc_type: type[Exception] = PermissionError) -> Exception:
@@ -444,7 +444,7 @@ def start_run(
         run_dir = store.run_dir(uid, n)
         shutil.rmtree(run_dir, ignore_errors=True)  # a refused attempt may have left a copy
         try:
-            copied = copy_code(plain_folder(inbox_code) / "code", run_dir / "code", limits)
+            copied = copy_code(reviewed_code, run_dir / "code", limits)
         except (ValueError, OSError) as exc:
             shutil.rmtree(run_dir, ignore_errors=True)
             raise refuse(f"refusing to run job {uid}: {exc}") from exc

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from syft_flwr.crypto import create_party
+from syft_flwr.crypto import accept_key, create_party, show_fingerprints
 from syft_flwr.network.layout import Network, validate_email
 from syft_flwr.rds.audit import AuditLog
 from syft_flwr.rds.client import RDSClient, owner_only
@@ -198,6 +198,19 @@ class Session:
         with heartbeat.running_job(job_uid(job)) as run:
             run.handle = jobs.run(job, kind, **options)
             return run.handle
+
+    def key_fingerprints(self, peers: list[str] | None = None) -> str:
+        """Print (and return) the fingerprints of the other parties' keys as this party pinned
+        them and as published now: compare them with each party by another channel."""
+        return show_fingerprints(self.network, self.client.email, peers)
+
+    def accept_key(self, peer: str) -> str:
+        """Trust ``peer``'s keys as published now (a rotation checked out of band, see
+        :meth:`key_fingerprints`); returns the new fingerprint. The owner's audit log records it."""
+        keys = accept_key(self.network, self.client.email, peer)
+        if self.audit is not None:
+            self.audit.append("key_accepted", peer=peer, fingerprint=keys.long_fingerprint)
+        return keys.long_fingerprint
 
     def audit_log(self) -> list[dict[str, Any]]:
         """Every audit entry, oldest first; AuditLogTamperedError if the chain is broken."""

@@ -24,6 +24,7 @@ from flwr.app import Message
 
 from syft_flwr.crypto import MessageKeys
 from syft_flwr.network import DirectoryWatcher, Network, validate_email, validate_name
+from syft_flwr.network.safe_read import UnsafeFileError, is_plain_path, open_regular
 from syft_flwr.transport.codec import (
     FILE_SUFFIX,
     ChecksumCache,
@@ -209,8 +210,14 @@ class Endpoint:
             self.refuse(path, MessageFileError("unexpected file name (not a message file)"))
             return None
         try:
-            with open(path, "rb") as f:
-                stat = os.fstat(f.fileno())
+            try:
+                fd = open_regular(path)
+            except UnsafeFileError as exc:  # a FIFO, folder, symlink or device: never followed
+                raise MessageFileError(
+                    f"not a regular file ({exc.problem})", kind="not-a-file"
+                ) from None
+            with open(fd, "rb") as f:
+                stat = os.fstat(fd)
                 envelope = read_envelope(
                     f,
                     name,
@@ -245,13 +252,15 @@ class Endpoint:
 
     def refuse(self, path: str, error: MessageFileError) -> QuarantinedFile | None:
         """Set a refused file aside (quarantine + security log); one that cannot be moved is
-        skipped from then on."""
+        skipped from then on. Nothing is moved unless the inbox is a plain folder of the
+        party's datasite (not a symlink to somewhere else, e.g. its private area)."""
         refused = refuse(
             Path(path),
             error,
             quarantine_dir=self.quarantine_dir,
             log_path=self.security_log,
             receiver=self.email,
+            move=is_plain_path(self.inbox, self.network.datasite(self.email)),
         )
         if refused is not None:
             if not refused.set_aside:

@@ -18,6 +18,7 @@ KINDS = (
     "future",  # dated in the future beyond the allowed clock skew
     "replay",  # a message id already answered, or a reply already received
     "unexpected",  # a reply to nothing this party asked, a request where a reply belongs
+    "not-a-file",  # a FIFO, folder, symlink, socket or device in an inbox (never followed)
 )
 
 

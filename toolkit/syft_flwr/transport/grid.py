@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import secrets
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from flwr.app import ConfigRecord, Context, Message, RecordDict
-from flwr.serverapp import Grid
+from flwr.app import ConfigRecord, Message
 from loguru import logger
 
 from syft_flwr import crypto as keys_module
@@ -43,6 +41,7 @@ from syft_flwr.transport.endpoint import Endpoint, Received
 from syft_flwr.transport.ids import new_message_id, node_id_for
 from syft_flwr.transport.inbox import InboxFile, remove
 from syft_flwr.transport.report import QuarantinedFile, RunReport
+from syft_flwr.transport.run_grid import RunGrid
 from syft_flwr.transport.settings import (
     COLLECT_AFTER_BYTES,
     MESSAGE_TTL_ENV,
@@ -61,7 +60,7 @@ class _Request:
     path: str | None  # None: never written (the datasite cannot be sent messages)
 
 
-class DatasiteGrid(Grid):
+class DatasiteGrid(RunGrid):
     """A ``flwr.serverapp.Grid`` over a datasite network.
 
     Each datasite is a Flower node whose id is derived from its email
@@ -140,10 +139,7 @@ class DatasiteGrid(Grid):
         if len(self._emails) != len(self._node_ids):  # a 64-bit hash collision
             raise ValueError(f"two datasites map to the same node id: {self._node_ids}")
 
-        self._run = flwr_compat.make_run(
-            run_id if run_id is not None else secrets.randbits(62) + 1, run_config
-        )
-        flwr_compat.ensure_task_identity(self._run.run_id)
+        super().__init__(run_id, run_config)
 
         self.inbox = self.endpoint.inbox
         self.quarantine_dir = self.endpoint.quarantine_dir
@@ -185,35 +181,6 @@ class DatasiteGrid(Grid):
             ) from None
 
     # -- flwr Grid API -----------------------------------------------------------------------
-    def set_run(self, run: flwr_compat.Run) -> None:
-        if not isinstance(run, flwr_compat.Run):
-            raise TypeError(f"run must be a flwr Run, got {type(run).__name__}")
-        self._run = run
-
-    @property
-    def run(self) -> flwr_compat.Run:
-        return flwr_compat.Run(**vars(self._run))
-
-    def server_context(self) -> Context:
-        """A Context for the ServerApp of this run (run_config from the grid)."""
-        return Context(
-            run_id=self._run.run_id,
-            node_id=flwr_compat.SUPERLINK_NODE_ID,
-            node_config={},
-            state=RecordDict(),
-            run_config=dict(self._run.override_config),
-        )
-
-    def create_message(
-        self,
-        content: RecordDict,
-        message_type: str,
-        dst_node_id: int,
-        group_id: str,
-        ttl: float | None = None,
-    ) -> Message:
-        return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
-
     def get_node_ids(self) -> Iterable[int]:
         return list(self._node_ids.values())
 

@@ -21,19 +21,16 @@ from syft_flwr.transport.report import QuarantinedFile
 
 
 def list_inbox(inbox: str | os.PathLike[str]) -> list[os.DirEntry[str]]:
-    """Finished files in ``inbox`` (temporary/hidden names skipped), oldest first, as
-    directory entries (``.name``, ``.path``: no pathlib objects on the hot path)."""
+    """Finished entries in ``inbox`` (temporary/hidden names skipped), oldest first, as
+    directory entries (``.name``, ``.path``: no pathlib objects on the hot path). Entries that
+    are not regular files (a FIFO, a folder, a symlink) are listed too: their reader refuses
+    and sets them aside without following them."""
     found: list[os.DirEntry[str]] = []
     try:
         with os.scandir(inbox) as it:
             for entry in it:
-                if is_temporary(entry.name):
-                    continue
-                try:
-                    if entry.is_file(follow_symlinks=False):
-                        found.append(entry)
-                except FileNotFoundError:
-                    continue
+                if not is_temporary(entry.name):
+                    found.append(entry)
     except FileNotFoundError:
         return []
     if len(found) < 2:  # the usual case: nothing to order, no stat per file
@@ -139,12 +136,14 @@ def refuse(
     quarantine_dir: Path,
     log_path: Path,
     receiver: str,
+    move: bool = True,
 ) -> QuarantinedFile | None:
     """Quarantine a refused file and record it in the security log. None if the file was
     already gone (nothing was refused). A file that cannot be moved (permission denied, a
     broken quarantine folder) stays where it is: the refusal is logged all the same
     (``quarantined: null``) and comes back with ``set_aside=False``, for the reader to skip it
-    on its later scans rather than refuse it again and again."""
+    on its later scans rather than refuse it again and again. ``move=False`` (the inbox is not
+    a plain folder of the party's datasite) never moves anything."""
 
     def record(reason: str, quarantined: str | None) -> None:
         log_refusal(
@@ -158,6 +157,11 @@ def refuse(
         )
 
     try:
+        if not move:
+            raise OSError(
+                f"{path.parent} is not a plain folder of the datasite (a symlink?): nothing is "
+                "moved out of it"
+            )
         target = quarantine(path, quarantine_dir, f"{error.kind}: {error.reason}")
     except OSError as exc:
         logger.error(

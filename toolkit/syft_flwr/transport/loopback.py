@@ -11,24 +11,23 @@ real thing.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from flwr.app import Context, Message, RecordDict
-from flwr.serverapp import Grid
 
 from syft_flwr.transport import flwr_compat
 from syft_flwr.transport.clientapp import answer
 from syft_flwr.transport.ids import new_message_id
+from syft_flwr.transport.run_grid import RunGrid
 
 
 def _over_the_wire(message: Message) -> Message:
     return flwr_compat.message_from_bytes(flwr_compat.message_to_bytes(message))
 
 
-class LoopbackGrid(Grid):
+class LoopbackGrid(RunGrid):
     """Serves ``client_app`` for each node of ``datasites`` (node id -> its data folder, or
     None for a node without one) in this process.
 
@@ -54,10 +53,7 @@ class LoopbackGrid(Grid):
         self.datasites = dict(datasites)
         self.run_config = dict(run_config or {})
         self.drop = drop
-        self._run = flwr_compat.make_run(
-            run_id if run_id is not None else secrets.randbits(62) + 1, self.run_config
-        )
-        flwr_compat.ensure_task_identity(self._run.run_id)
+        super().__init__(run_id, self.run_config)
         self.contexts = {
             node_id: Context(
                 run_id=self._run.run_id,
@@ -78,23 +74,6 @@ class LoopbackGrid(Grid):
         self.received: dict[int, int] = dict.fromkeys(self.datasites, 0)
 
     # -- flwr Grid API -----------------------------------------------------------------------
-    def set_run(self, run: flwr_compat.Run) -> None:
-        self._run = run
-
-    @property
-    def run(self) -> flwr_compat.Run:
-        return self._run
-
-    def create_message(
-        self,
-        content: RecordDict,
-        message_type: str,
-        dst_node_id: int,
-        group_id: str,
-        ttl: float | None = None,
-    ) -> Message:
-        return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
-
     def get_node_ids(self) -> Iterable[int]:
         return list(self.datasites)
 
