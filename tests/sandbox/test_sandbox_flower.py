@@ -164,3 +164,29 @@ def test_without_bubblewrap_a_job_runs_only_when_the_owner_opts_out(
         opted = events(owner.admin, "sandbox_opt_out")
         assert len(opted) == 1 and opted[0]["job_id"] == owner.job_uid
         assert events(owner.admin, "run_start")[-1]["sandbox"] == "off"
+
+
+SHADOW = """
+import os, sys
+if "SYFT_FLWR_SANDBOX" in os.environ:  # the data owner's trusted node (the DS's aggregator
+    with open({marker!r}, "w") as fh:  # and the sandboxed worker may import it)
+        fh.write(str(os.getpid()))
+del sys.modules[__name__]
+sys.path = [p for p in sys.path if p not in ("", os.getcwd())]
+import loguru  # the real one
+"""
+
+
+def test_a_module_of_the_job_never_loads_in_the_trusted_node(tmp_path: Path) -> None:
+    marker = tmp_path / "trusted-node-imported-the-jobs-module"
+    app = tmp_path / "shadowing_app"
+    shutil.copytree(TINY_APP, app)
+    (app / "loguru.py").write_text(SHADOW.format(marker=str(marker)))
+    with federation(tmp_path, app, tiny_data(tmp_path)) as fed:
+        _run_all(fed)
+        done = fed.aggregate("--timeout", "60")
+        for owner in fed.owners.values():
+            owner.run.wait(timeout=60)
+        assert done.returncode == 0, f"{done}\n{fed.logs()}"
+        assert _result(fed)["mean"] == sum(VALUES) / len(VALUES)
+    assert not marker.exists(), "the job's loguru.py ran with the owner's rights"

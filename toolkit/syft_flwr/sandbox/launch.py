@@ -97,7 +97,9 @@ def plan_launch(
             env=env,
             forbidden=tuple(str(p) for p in forbidden),
         )
-        argv = [sys.executable, "-m", "syft_flwr.sandbox.job", str(code_dir)]
+        # -P: the code folder (its working directory) is not on sys.path, so no module of the
+        # job's can shadow one the trusted node imports
+        argv = [sys.executable, "-P", "-m", "syft_flwr.sandbox.job", str(code_dir)]
         return Launch(argv, {**trusted_env, SANDBOX_ENV: spec.to_env()}, report)
     argv = bwrap_argv(
         [sys.executable, entrypoint],
