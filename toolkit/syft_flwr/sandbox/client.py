@@ -107,7 +107,8 @@ class SandboxedClientApp:
         hello = self._read_header()
         if hello is None or not hello.get("ready"):
             self.close()
-            why = (hello or {}).get("error") or self.dead_reason or "the worker did not start"
+            hit = self.hit or self._watchdog.hit  # e.g. the wall clock ran out while loading
+            why = (hello or {}).get("error") or (hit and hit.reason) or "the worker did not start"
             raise AppLoadError(str(why))
         self._ready = True
 
