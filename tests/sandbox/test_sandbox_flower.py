@@ -190,3 +190,19 @@ def test_a_module_of_the_job_never_loads_in_the_trusted_node(tmp_path: Path) -> 
         assert done.returncode == 0, f"{done}\n{fed.logs()}"
         assert _result(fed)["mean"] == sum(VALUES) / len(VALUES)
     assert not marker.exists(), "the job's loguru.py ran with the owner's rights"
+
+
+def test_a_clientapp_that_cannot_load_ends_its_job_with_the_reason(tmp_path: Path) -> None:
+    app = tmp_path / "broken_app"
+    shutil.copytree(TINY_APP, app)
+    (app / "tiny_app" / "client_app.py").write_text("import no_such_module_xyz\n")
+    with federation(tmp_path, app, tiny_data(tmp_path)) as fed:
+        _run_all(fed)
+        done = fed.aggregate("--timeout", "60")
+        for owner in fed.owners.values():
+            owner.run.wait(timeout=60)
+            assert owner.run.status == "failed"
+            assert "no_such_module_xyz" in owner.run.stderr_path.read_text()
+            assert not events(owner.admin, "sandbox_limit")  # no limit: the app's own fault
+        assert done.returncode != 0
+        assert "could not load the clientapp" in done.stdout + done.stderr, done

@@ -111,6 +111,6 @@ def test_the_client_answers_like_the_app_in_process_and_reports_a_death(tmp_path
         with pytest.raises(SandboxError, match="ended"):
             client(_query(5), context)
         assert dead == [1]
-        assert "exit" in (tmp_path / "report.json").read_text()
+        assert not (tmp_path / "report.json").exists()  # no limit ended it: nothing to report
     assert client._proc.poll() is not None
     assert sys.executable  # the worker ran this Python

@@ -398,10 +398,8 @@ def _serve(project_dir: Path, identity: Identity, config: ProjectConfig, args) -
             from syft_flwr.apps import load_client_app
 
             client_app = load_client_app(project_dir)
-        else:
+        else:  # the node serves at once; the first message waits for the worker if need be
             import syft_flwr.transport  # noqa: F401 - loaded while the worker loads the app
-
-            client_app.wait_ready()
     try:
         result = run_datasite(
             client_app,

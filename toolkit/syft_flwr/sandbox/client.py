@@ -101,7 +101,8 @@ class SandboxedClientApp:
             self.wait_ready()
 
     def wait_ready(self) -> None:
-        """Block until the worker has loaded the ClientApp; AppLoadError if it could not."""
+        """Block until the worker has loaded the ClientApp. If it could not: AppLoadError, the
+        sandbox is closed and ``on_dead`` called (a limit that ended it is reported)."""
         if self._ready:
             return
         hello = self._read_header()
@@ -109,6 +110,11 @@ class SandboxedClientApp:
             self.close()
             hit = self.hit or self._watchdog.hit  # e.g. the wall clock ran out while loading
             why = (hello or {}).get("error") or (hit and hit.reason) or "the worker did not start"
+            self.dead_reason = f"the ClientApp could not start: {why}"
+            if hit is not None:
+                self._report(hit, self._proc.returncode)
+            if self.on_dead is not None:
+                self.on_dead()
             raise AppLoadError(str(why))
         self._ready = True
 
@@ -137,9 +143,10 @@ class SandboxedClientApp:
             if got is None:
                 self._died()
             reply_header, reply = got
-            if reply_header.get("fatal") or reply is None:
-                kind = str(reply_header.get("fatal") or "exit")
-                self._died(LimitHit(kind, self._fatal(reply_header)))
+            if reply_header.get("fatal"):
+                self._died(LimitHit(str(reply_header["fatal"]), self._fatal(reply_header)))
+            if reply is None:
+                self._died()
             error = reply_header.get("error")
         if error:
             raise remote_exception(str(error["type"]), str(error["message"]))
@@ -179,6 +186,14 @@ class SandboxedClientApp:
     def _limit_hit(self, hit: LimitHit) -> None:
         self.hit = self.hit or hit
 
+    def _report(self, hit: LimitHit, returncode: int | None) -> None:
+        """Tell the runner which limit ended the sandbox (``spec.report``)."""
+        report = {"reason": hit.reason, "kind": hit.kind, "exit_code": returncode}
+        try:
+            atomic_write_json(Path(self.spec.report), report)
+        except OSError as exc:
+            logger.error(f"could not write the sandbox report {self.spec.report}: {exc}")
+
     def _died(self, hit: LimitHit | None = None) -> Any:
         """Record why the sandbox is gone, kill what is left, tell the node; raise."""
         self._proc.kill()
@@ -189,11 +204,8 @@ class SandboxedClientApp:
         reason = hit.reason if hit else f"the sandbox exited with code {returncode}"
         self.dead_reason = reason
         logger.error(f"the sandboxed ClientApp ended: {reason}")
-        report = {"reason": reason, "kind": hit.kind if hit else "exit", "exit_code": returncode}
-        try:
-            atomic_write_json(Path(self.spec.report), report)
-        except OSError as exc:
-            logger.error(f"could not write the sandbox report {self.spec.report}: {exc}")
+        if hit is not None:
+            self._report(hit, returncode)
         if self.on_dead is not None:
             self.on_dead()
         raise SandboxDied(reason)
