@@ -8,14 +8,14 @@ LINTED := toolkit tests benchmarks datasets fed-analytics-diabetes fl-diabetes-p
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 
-.PHONY: setup demo test lint format benchmarks clean
+.PHONY: setup demo demo-syftbox syftbox-env test lint format benchmarks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | { grep -v "^WARNING: Location" || true; }
-	$(BIN)/python -c "import syft_flwr, flwr, pytest, xdist, nbclient, hypothesis, ipykernel"
+	$(BIN)/python -m pip install --quiet -e '.[dev,notebooks,apps]' 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(BIN)/python -c "import syft_flwr, flwr, pytest, xdist, nbclient, hypothesis, ipykernel, pandas, ray, sklearn"
 	$(BIN)/ruff --version >/dev/null
 	$(BIN)/python -m compileall -q toolkit  # an editable install is not byte-compiled
 	touch $(STAMP)
@@ -24,10 +24,28 @@ setup: $(STAMP)
 	@command -v bwrap >/dev/null || echo "NOTE: bubblewrap (bwrap) is missing: data owners' jobs \
 	cannot run sandboxed and tests/sandbox is skipped. Install it: apt-get install bubblewrap"
 
+# SyftBox 0.4.0 (its server and client) pins old typer/fastapi/psutil: a venv of its own.
+# An install that fails does not fail the target: the SyftBox tests then skip and say why.
+SYFTBOX_VENV := .venv-syftbox
+SYFTBOX_STAMP := $(SYFTBOX_VENV)/.installed
+
+$(SYFTBOX_STAMP):
+	@{ $(PYTHON) -m venv $(SYFTBOX_VENV) \
+	  && $(SYFTBOX_VENV)/bin/python -m pip install --quiet 'syftbox==0.4.0' 'click<8.2' 2>&1 \
+	     | { grep -v "^WARNING: Location" || true; } \
+	  && $(SYFTBOX_VENV)/bin/syftbox version >/dev/null && touch $(SYFTBOX_STAMP); } \
+	  || echo "syftbox could not be installed in $(SYFTBOX_VENV): the SyftBox tests skip, \
+	  demo-syftbox cannot run (make demo runs the same workflow on one folder)"
+
+syftbox-env: $(SYFTBOX_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/syft-flwr demo
 
-test: $(STAMP)
+demo-syftbox: $(STAMP) $(SYFTBOX_STAMP)
+	$(BIN)/syft-flwr demo --syftbox --folder demo_syftbox
+
+test: $(STAMP) $(SYFTBOX_STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)
@@ -38,13 +56,12 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix $(LINTED)
 	$(BIN)/ruff format $(LINTED)
 
-# the scale benchmark compares with Flower's simulation engine: Ray, in the bench extra only
+# the scale benchmark compares with Flower's simulation engine (Ray: the simulation extra, in dev)
 benchmarks: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' 2>&1 | { grep -v "^WARNING: Location" || true; } \
-	  || echo "no Ray here: benchmarks/scale.py reports Flower's side as unavailable"
 	$(BIN)/python benchmarks/transport.py
 	$(BIN)/python benchmarks/simulation.py
 	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/syftbox.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(SYFTBOX_VENV) .pytest_cache

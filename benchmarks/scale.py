@@ -15,7 +15,7 @@ process group, killed after ``--timeout`` seconds); for each it measures
   syft_flwr, every datasite is among the round's participants).
 
 Flower's side runs the same app, unchanged, through Flower's simulation engine with the Ray
-backend (``pip install -e '.[bench]'``), for ``--flower-sizes``; without Ray it is reported as
+backend (``pip install -e '.[simulation]'``), for ``--flower-sizes``; without Ray it is reported as
 unavailable. Idle CPU: a syft_flwr run of ``--idle-size`` datasites whose ServerApp sleeps
 ``--idle-seconds`` before its first round; the CPU time the process tree used during that
 sleep (less its first second, while the datasites settle) as a % of one core.
@@ -223,7 +223,8 @@ def _flower_available() -> str:
     )
     if probe.returncode == 0:
         return ""
-    return f"ray is not installed ({_why(probe.stdout, probe.stderr)}): pip install -e '.[bench]'"
+    why = _why(probe.stdout, probe.stderr)
+    return f"ray is not installed ({why}): pip install -e '.[simulation]'"
 
 
 def _write_flower_config(project: Path, run_config: dict) -> None:

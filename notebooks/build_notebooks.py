@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import syft_flwr
 from IPython.display import Markdown, Pretty, display
-from loguru import logger
 
 # Where the network folder and the data scientist's working copy live (default: next to this
 # notebook), and where the syft_flwr repository is (datasets/, example apps).
@@ -39,9 +39,8 @@ DATASET = "pima-indians-diabetes-database"
 DS_EMAIL = "ds@openmined.org"
 DO_EMAILS = ["do1@openmined.org", "do2@openmined.org"]
 
-# Shorter log lines than loguru's default.
-logger.remove()
-logger.add(sys.stderr, level="INFO", format="{time:HH:mm:ss} | {level: <7} | {message}")
+# The toolkit logs nothing unless asked: show its INFO lines (and the apps'), short.
+syft_flwr.enable_logging("INFO")
 
 if not (REPO / "datasets" / DATASET).is_dir():
     raise FileNotFoundError(

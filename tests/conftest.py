@@ -5,8 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from loguru import logger
 
+import syft_flwr  # noqa: F401 - imported first: its import disables its records
 from tests.support import FIXTURES, copy_app
+
+# The suite is the application: it reads the toolkit's records (a library's are off by default).
+logger.enable("syft_flwr")
 
 
 @pytest.fixture

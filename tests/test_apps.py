@@ -3,8 +3,15 @@ from pathlib import Path
 
 import pytest
 
-from syft_flwr.apps import AppLoadError, load_apps, load_client_app, load_server_app
+from syft_flwr.apps import AppLoadError, load_apps, load_client_app, load_server_app, release
 from tests.support import copy_app
+
+
+@pytest.fixture(autouse=True)
+def _released(tiny_app: Path, tmp_path: Path):
+    yield
+    release(tiny_app)
+    release(tmp_path / "other")
 
 
 def test_two_copies_of_one_app_load_their_own_code(tiny_app: Path, tmp_path: Path) -> None:
@@ -13,12 +20,30 @@ def test_two_copies_of_one_app_load_their_own_code(tiny_app: Path, tmp_path: Pat
         (other / "tiny_app" / "server_app.py").read_text() + "\nMARK = 'other'\n"
     )
     first, second = load_apps(tiny_app), load_apps(other)
-    first_module = sys.modules.get("tiny_app.server_app")
-    assert first_module is None  # nothing of either project stays registered
     assert first.server_app is not second.server_app
     assert tiny_app / "tiny_app" in _defining_dirs(first)
     assert other / "tiny_app" in _defining_dirs(second)
-    assert str(tiny_app) not in sys.path
+    # the last project loaded is the importable one; the first is off the import path
+    assert sys.modules["tiny_app.server_app"].MARK == "other"
+    assert str(tiny_app) not in sys.path and sys.path[0] == str(other)
+    release(other)
+    assert "tiny_app" not in sys.modules and str(other) not in sys.path
+
+
+def test_an_app_imports_its_own_package_while_it_runs(tiny_app: Path) -> None:
+    """A function of the app that imports the app's own modules when called (as a
+    syft-flwr 0.5 ``client_fn`` does) works after loading, and sees the loaded modules."""
+    (tiny_app / "tiny_app" / "late.py").write_text(
+        "def own_module():\n    import tiny_app.client_app as m\n    return m\n"
+    )
+    apps = load_apps(tiny_app)
+    import importlib
+
+    late = importlib.import_module("tiny_app.late")
+    assert late.own_module().app is apps.client_app  # the very module loaded, not a copy
+    apps_again = load_apps(tiny_app)  # a second run reloads the (edited) code afresh
+    assert apps_again.client_app is not apps.client_app
+    assert sys.modules["tiny_app.client_app"].app is apps_again.client_app
 
 
 def _defining_dirs(apps) -> set[Path]:
@@ -69,4 +94,5 @@ def test_each_party_loads_only_its_own_component(tiny_app: Path, tmp_path: Path)
     assert sorted(imported()[2:]) == ["client", "server"]
     assert type(client_app) is type(both.client_app)
     assert type(server_app) is type(both.server_app)
-    assert "tiny_app" not in sys.modules
+    release(tiny_app)
+    assert "tiny_app" not in sys.modules and str(tiny_app) not in sys.path

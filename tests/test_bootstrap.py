@@ -5,6 +5,7 @@ import pytest
 
 import syft_flwr
 from syft_flwr.config import load_project_config
+from syft_flwr.errors import SyftFlwrError
 from tests.support import AGGREGATOR, DATASITES
 
 
@@ -88,3 +89,25 @@ def test_bootstrap_keeps_a_project_s_own_uv_choice(tiny_app: Path) -> None:
     syft_flwr.bootstrap(tiny_app, aggregator=AGGREGATOR, datasites=DATASITES)
     parsed = tomllib.loads(pyproject.read_text())
     assert parsed["tool"]["uv"] == {"managed": True, "package": False}
+
+
+def test_bootstrapping_again_regenerates_a_missing_main_py(tiny_app: Path) -> None:
+    """The walkthrough deletes main.py and bootstraps again with the same parties."""
+    syft_flwr.bootstrap(tiny_app, aggregator=AGGREGATOR, datasites=DATASITES)
+    pyproject = (tiny_app / "pyproject.toml").read_text()
+    (tiny_app / "main.py").unlink()
+    main_path = syft_flwr.bootstrap(tiny_app, aggregator=AGGREGATOR, datasites=DATASITES)
+    assert main_path == tiny_app / "main.py" and "syft_flwr.runtime" in main_path.read_text()
+    assert (tiny_app / "pyproject.toml").read_text() == pyproject  # same table, same app_name
+    (tiny_app / "main.py").unlink()
+    with pytest.raises(FileExistsError, match="overwrite=True"):  # other parties: not the same
+        syft_flwr.bootstrap(tiny_app, aggregator=AGGREGATOR, datasites=["x@y.org"])
+    assert not (tiny_app / "main.py").exists()
+
+
+def test_syft_flwr_0_5_transport_argument(tiny_app: Path) -> None:
+    with pytest.raises(SyftFlwrError, match="root_dir") as info:
+        syft_flwr.bootstrap(tiny_app, AGGREGATOR, DATASITES, transport="p2p")
+    assert isinstance(info.value, ValueError) and not (tiny_app / "main.py").exists()
+    syft_flwr.bootstrap(tiny_app, AGGREGATOR, DATASITES, "syftbox")  # positional, as in 0.5
+    assert load_project_config(tiny_app).datasites == tuple(DATASITES)

@@ -30,7 +30,7 @@ def test_bootstrap_then_run_on_mock_data(tiny_app: Path, tiny_data: list[Path]) 
     mocks = [arg for path in tiny_data for arg in ("--mock", str(path))]
     run = _cli("run", str(tiny_app), *mocks, "--run-config", "num-server-rounds=2")
     assert run.returncode == 0, run.stderr
-    assert "2 round(s)" in run.stdout
+    assert "completed: 2 rounds," in run.stdout
     assert json.loads((tiny_app / "result.json").read_text())["count"] == 5
 
 
@@ -69,3 +69,10 @@ def test_run_with_an_app_that_does_not_import_is_one_error_line(tiny_app, tiny_d
     assert len(errors) == 1, run.stderr
     assert "clientapp 'tiny_app.client_app:app'" in errors[0]
     assert "ModuleNotFoundError: No module named 'no_such_module_xyz'" in errors[0]
+
+
+def test_bootstrap_help_keeps_the_table_name() -> None:
+    shown = _cli("bootstrap", "--help")
+    assert shown.returncode == 0, shown.stderr
+    assert "[tool.syft_flwr]" in shown.stdout
+    assert "\\[tool" not in shown.stdout

@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 
 from syft_flwr import demo
+from syft_flwr.monitor.runs import list_runs
+from syft_flwr.network import Network
 from tests.support import DATASITES, REPO
 
 DATA = REPO / "datasets" / "pima-indians-diabetes-database"
@@ -105,6 +107,20 @@ def test_demo_fl_trains_the_model(tmp_path: Path) -> None:
     _expect_table(proc.stdout, last["participants"], train_rows + last["num-examples"], 10)
     assert sorted(last["participants"]) == DATASITES
     assert train_rows + last["num-examples"] == len(_private_union())
+
+    # one count of rounds and one set of metrics everywhere: the run's events
+    table = _table(proc.stdout)
+    assert float(table["final accuracy"]) == pytest.approx(last["accuracy"], abs=5e-5)
+    assert float(table["final AUC"]) == pytest.approx(last["auc"], abs=5e-5)
+    assert "simulation: 10 rounds in " in proc.stdout
+    network = Network.at(tmp_path / "demo", demo.NETWORK_KEY)
+    (run,) = list_runs(network, aggregator=demo.DS_EMAIL)
+    assert run.rounds_completed == 10 and run.to_dict()["rounds_completed"] == 10
+    assert run.final_metrics["accuracy"] == pytest.approx(last["accuracy"])
+    assert sorted(run.metrics) == list(range(11))  # round 0: the initial model
+    assert table["run"].startswith(run.run_id)
+    assert (weights / "metrics.png").stat().st_size > 10_000
+    assert (run.project_dir / "runs" / run.run_id / "metrics.png").is_file()
 
 
 def test_demo_failure_is_reported_with_a_non_zero_exit(tmp_path: Path) -> None:

@@ -75,6 +75,7 @@ def test_the_kinds_are_those_events_jsonl_has_always_used() -> None:
         "ReplyReceived": "reply",
         "DatasiteMissing": "missing",
         "RoundFinished": "round_end",
+        "RoundMetrics": "round_metrics",
         "FileRefused": "refused",
         "LateReply": "late_reply",
         "RunFinished": "run_end",

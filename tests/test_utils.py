@@ -57,3 +57,12 @@ def test_a_client_app_served_by_a_datasite_node_runs_under_syft_flwr(tmp_path: P
     assert len(replies) == 1 and not replies[0].has_error()
     assert seen == [(True, str(data_path))]
     assert run_syft_flwr() is False  # the serving thread's context did not leak here
+
+
+def test_plural() -> None:
+    from syft_flwr.utils import plural
+
+    assert plural(1, "round") == "1 round" and plural(0, "round") == "0 rounds"
+    assert (
+        plural(1, "reply", "replies") == "1 reply" and plural(2, "reply", "replies") == "2 replies"
+    )

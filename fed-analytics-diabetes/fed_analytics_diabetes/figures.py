@@ -24,10 +24,25 @@ from fed_analytics_diabetes.settings import FEATURES, OUTCOME_NAMES, OUTCOMES, Z
 from fed_analytics_diabetes.statistics import Statistics
 
 COLORS = {0: "#4C72B0", 1: "#DD8452"}
+#: the share of the plot's height the bars may use; the legend sits in the rest, above them
+LEGEND_FREE = 0.8
 
 
 def histogram_png(stats: Statistics, feature: str, path: Path, *, datasites: int) -> Path:
     """Draw ``feature``'s histogram per outcome into ``path`` (written whole, then renamed)."""
+    fig = histogram_figure(stats, feature, datasites=datasites)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        fig.savefig(temporary, format="png", pil_kwargs={"compress_level": 1})
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def histogram_figure(stats: Statistics, feature: str, *, datasites: int) -> Figure:
+    """``feature``'s histogram per outcome, its legend above the tallest bar."""
     hists = stats.histograms[feature]
     edges = hists[OUTCOMES[0]].edges
     fig = Figure(figsize=(10, 5.5), dpi=90)  # 900 x 495 pixels
@@ -54,7 +69,8 @@ def histogram_png(stats: Statistics, feature: str, path: Path, *, datasites: int
         ticks = edges if len(edges) <= 15 else edges[::2]
         ax.set_xticks(ticks, [f"{e:g}" for e in ticks], fontsize=8)
     ax.set_xlim(edges[0], edges[-1])
-    ax.set_ylim(0, tallest * 1.12)
+    # headroom above the tallest bar (and its label) for the legend: it never covers a bar
+    ax.set_ylim(0, tallest * 1.12 / LEGEND_FREE)
     patients = sum(stats.rows.values())
     ax.set_title(
         f"{feature} by outcome — {patients} patients from {datasites} "
@@ -63,7 +79,7 @@ def histogram_png(stats: Statistics, feature: str, path: Path, *, datasites: int
     )
     ax.set_xlabel(f"{feature} ({FEATURES[feature]})")
     ax.set_ylabel("patients (count)")
-    ax.legend(handles=handles, title="outcome", loc="upper left")
+    ax.legend(handles=handles, title="outcome", loc="upper left", ncols=len(handles), fontsize=9)
     ax.grid(axis="y", alpha=0.3)
 
     notes = []
@@ -82,12 +98,4 @@ def histogram_png(stats: Statistics, feature: str, path: Path, *, datasites: int
         ax.text(
             0.99, 0.97, "\n".join(notes), transform=ax.transAxes, ha="right", va="top", fontsize=8
         )
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        fig.savefig(temporary, format="png", pil_kwargs={"compress_level": 1})
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+    return fig

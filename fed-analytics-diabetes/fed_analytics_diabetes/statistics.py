@@ -8,11 +8,11 @@ sums add up, so the aggregate equals the statistics of the union of all datasite
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from flwr.app import ConfigRecord, MetricRecord, RecordDict
 
 from fed_analytics_diabetes.settings import FEATURES, LABEL, OUTCOMES, check_edges
@@ -188,12 +188,11 @@ class Statistics:
         }
 
 
-def local_statistics(table: Mapping[str, np.ndarray], edges: dict[str, list[float]]) -> Statistics:
-    """The statistics of one datasite's rows: ``table`` maps the feature columns and ``y`` to
-    float arrays, NaN where a value is missing (see :mod:`fed_analytics_diabetes.table`).
+def local_statistics(table: pd.DataFrame, edges: dict[str, list[float]]) -> Statistics:
+    """The statistics of one datasite's rows: ``table`` has the feature columns and ``y`` as
+    floats, NaN where a value is missing (see :mod:`fed_analytics_diabetes.data`).
 
-    Computed as pandas would on the same rows: missing values are left out of counts, sums
-    and histograms.
+    Missing values are left out of counts, sums and histograms, as pandas does.
     """
     missing = [c for c in [*FEATURES, LABEL] if c not in table]
     if missing:

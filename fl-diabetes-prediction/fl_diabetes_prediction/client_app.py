@@ -1,9 +1,10 @@
 """The datasite's side: statistics, local training and evaluation on the data owner's data.
 
 The data folder comes from ``syft_flwr.utils.get_syftbox_dataset_path()`` (mock data in a
-simulation, the private data in a data owner's job). Only aggregates leave the datasite: sums
-and counts (query), model weights and a mean loss (train), loss, accuracy and score histograms
-(evaluate).
+simulation, the private data in a data owner's job); under plain Flower each node reads its
+partition of the mock data (:func:`~fl_diabetes_prediction.data.read_node_split`). Only
+aggregates leave the datasite: sums and counts (query), model weights and a loss (train), loss,
+accuracy and score histograms (evaluate).
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ from flwr.clientapp import ClientApp
 from loguru import logger
 
 from fl_diabetes_prediction import model
-from fl_diabetes_prediction.data import FEATURES, read_split
+from fl_diabetes_prediction.data import FEATURES, read_node_split
 from fl_diabetes_prediction.preprocessing import FeatureStats, LocalSums
 from fl_diabetes_prediction.settings import DEFAULTS, TrainSettings
-from syft_flwr.utils import get_syftbox_dataset_path
 
 app = ClientApp()
 
@@ -30,8 +30,8 @@ def _config(msg: Message) -> dict:
     return dict(msg.content[CONFIG_KEY]) if CONFIG_KEY in msg.content else {}
 
 
-def _prepared(split: str, config: dict):
-    features, labels = read_split(get_syftbox_dataset_path(), split)
+def _prepared(context: Context, split: str, config: dict):
+    features, labels = read_node_split(context.node_config, context.run_config, split)
     stats = FeatureStats.from_dict(config, prefix="prep-")
     return stats.transform(features), labels
 
@@ -46,7 +46,7 @@ def _params(msg: Message) -> model.Params:
 @app.query()
 def query(msg: Message, context: Context) -> Message:
     """Sums and counts of this datasite's training split, for the federated preprocessing."""
-    features, labels = read_split(get_syftbox_dataset_path(), "train")
+    features, labels = read_node_split(context.node_config, context.run_config, "train")
     sums = LocalSums.of(features, labels)
     return Message(RecordDict({STATS_KEY: MetricRecord(sums.to_metrics())}), reply_to=msg)
 
@@ -57,7 +57,7 @@ def train(msg: Message, context: Context) -> Message:
     config = _config(msg)
     settings = TrainSettings.resolve(config, context.run_config, context.node_config)
     server_round = int(config.get("server-round", 0))
-    features, labels = _prepared("train", config)
+    features, labels = _prepared(context, "train", config)
     params, train_loss = model.train(
         _params(msg),
         features,
@@ -93,7 +93,7 @@ def evaluate(msg: Message, context: Context) -> Message:
     """Loss, accuracy and per-class score histograms (for the ROC AUC) on the test split."""
     config = _config(msg)
     bins = int(config.get("auc-bins", DEFAULTS["auc-bins"]))
-    features, labels = _prepared("test", config)
+    features, labels = _prepared(context, "test", config)
     result = model.evaluate(_params(msg), features, labels, bins)
     metrics = MetricRecord(
         {

@@ -9,10 +9,14 @@ as NaN; empty cells are missing too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from syft_flwr.utils import get_syftbox_dataset_path, run_syft_flwr
 
 FEATURES: tuple[str, ...] = (
     "Pregnancies",
@@ -72,3 +76,19 @@ def read_split(folder: Path | str, split: str) -> tuple[np.ndarray, np.ndarray]:
     if len(labels) == 0:
         raise ValueError(f"{path} has no rows")
     return features, labels
+
+
+def read_node_split(
+    node_config: Mapping[str, Any], run_config: Mapping[str, Any], split: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(features, labels)`` of this node's ``split``: the datasite's own data under
+    syft_flwr; under plain Flower (a node with a ``partition-id``) every
+    ``num-partitions``-th row, from row ``partition-id`` on, of the mock folders under the run
+    config's ``mock-data`` (``*/mock``, or the folder itself)."""
+    if run_syft_flwr() or "partition-id" not in node_config:
+        return read_split(get_syftbox_dataset_path(), split)
+    root = Path(str(run_config.get("mock-data", ""))).expanduser()
+    folders = sorted(root.glob("*/mock")) or [root]
+    frame = pd.concat([pd.read_csv(split_path(f, split)) for f in folders], ignore_index=True)
+    part = frame.iloc[int(node_config["partition-id"]) :: int(node_config["num-partitions"])]
+    return frame_to_arrays(part, source=f"partition {node_config['partition-id']} of {root}")

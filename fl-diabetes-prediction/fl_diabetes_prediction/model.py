@@ -1,7 +1,10 @@
-"""Logistic regression in numpy: initialisation, SGD training, evaluation, federated ROC AUC.
+"""The model: scikit-learn's logistic regression trained by SGD, from the global model.
 
-Everything is deterministic given the random generator passed in, so a federated run is
-reproducible from its seed (see :func:`training_rng`).
+Each datasite turns the global arrays (``coef`` and ``intercept``: the classifier's ``coef_``
+and ``intercept_``, what FedAvg averages) into an ``SGDClassifier`` with the log loss and
+trains it for a few epochs of its own rows with ``partial_fit``; the new ``coef_`` and
+``intercept_`` go back. Everything is deterministic given the random generator passed in,
+so a federated run is reproducible from its seed (see :func:`training_rng`).
 
 ROC AUC cannot be averaged across datasites. Each datasite instead returns, per class, a
 histogram of its predicted probabilities over fixed bins on [0, 1]; the aggregator adds the
@@ -13,20 +16,23 @@ positive-negative pairs, which :func:`auc_from_histograms` also returns.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.linear_model import SGDClassifier
+from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
 Params = dict[str, np.ndarray]
-_EPS = 1e-12
+CLASSES = np.array([0.0, 1.0])
 
 
 def init_params(num_features: int, seed: int) -> Params:
-    """Small random weights from ``seed``, zero bias."""
+    """Small random coefficients from ``seed``, zero intercept."""
     rng = np.random.default_rng([int(seed), 0])
     return {
-        "weights": rng.normal(0.0, 0.01, size=num_features),
-        "bias": np.zeros(1),
+        "coef": rng.normal(0.0, 0.01, size=(1, num_features)),
+        "intercept": np.zeros(1),
     }
 
 
@@ -36,24 +42,39 @@ def training_rng(seed: int, server_round: int, node_id: int) -> np.random.Genera
 
 
 def check_params(params: Params, num_features: int) -> Params:
-    weights = np.asarray(params.get("weights"), dtype=float)
-    bias = np.asarray(params.get("bias"), dtype=float).reshape(-1)
-    if weights.shape != (num_features,) or bias.shape != (1,):
+    coef = np.asarray(params.get("coef"), dtype=float)
+    intercept = np.asarray(params.get("intercept"), dtype=float).reshape(-1)
+    if coef.shape != (1, num_features) or intercept.shape != (1,):
         raise ValueError(
-            f"model arrays have shapes weights={weights.shape}, bias={bias.shape}; expected "
-            f"({num_features},) and (1,)"
+            f"model arrays have shapes coef={coef.shape}, intercept={intercept.shape}; "
+            f"expected (1, {num_features}) and (1,)"
         )
-    return {"weights": weights, "bias": bias}
+    return {"coef": coef, "intercept": intercept}
+
+
+def classifier(params: Params, learning_rate: float = 0.01) -> SGDClassifier:
+    """An ``SGDClassifier`` (log loss, constant step) that starts from ``params``."""
+    model = SGDClassifier(
+        loss="log_loss",
+        penalty=None,
+        learning_rate="constant",
+        eta0=learning_rate,
+        shuffle=False,  # the batches come shuffled by the round's generator
+    )
+    model.classes_ = CLASSES
+    model.coef_ = np.array(params["coef"], dtype=float)
+    model.intercept_ = np.array(params["intercept"], dtype=float)
+    model.n_features_in_ = model.coef_.shape[1]
+    return model
+
+
+def params_of(model: SGDClassifier) -> Params:
+    return {"coef": model.coef_.copy(), "intercept": model.intercept_.copy()}
 
 
 def predict_proba(params: Params, features: np.ndarray) -> np.ndarray:
-    logits = features @ params["weights"] + params["bias"][0]
-    return 1.0 / (1.0 + np.exp(-np.clip(logits, -500, 500)))
-
-
-def log_loss(probs: np.ndarray, labels: np.ndarray) -> float:
-    probs = np.clip(probs, _EPS, 1 - _EPS)
-    return float(-np.mean(labels * np.log(probs) + (1 - labels) * np.log(1 - probs)))
+    """The probability of diabetes for each row."""
+    return classifier(params).predict_proba(features)[:, 1]
 
 
 def train(
@@ -67,32 +88,36 @@ def train(
     rng: np.random.Generator,
     proximal_mu: float = 0.0,
 ) -> tuple[Params, float]:
-    """Mini-batch SGD on the mean log loss; returns new params and the mean loss seen.
+    """``epochs`` passes of ``SGDClassifier.partial_fit`` over shuffled batches of
+    ``batch_size`` rows; returns the new params and their log loss on these rows.
 
-    With ``proximal_mu > 0`` (FedProx) the loss has the term ``mu/2 * ||theta - theta_0||^2``
-    that keeps the local model near the global one it started from.
+    With ``proximal_mu > 0`` (FedProx) each batch ends with the proximal step of the term
+    ``mu/2 * ||theta - theta_0||^2``, once per row of the batch, which keeps the local model
+    near the global one it started from.
     """
-    start = {k: v.copy() for k, v in params.items()}
-    weights, bias = params["weights"].copy(), params["bias"].copy()
+    start = params_of(classifier(params))
+    model = classifier(params, learning_rate)
     n = len(labels)
-    losses = []
+    pull = 1.0 - learning_rate * proximal_mu
     for _ in range(epochs):
         order = rng.permutation(n)
-        for begin in range(0, n, batch_size):
-            idx = order[begin : begin + batch_size]
-            x, y = features[idx], labels[idx]
-            probs = 1.0 / (1.0 + np.exp(-np.clip(x @ weights + bias[0], -500, 500)))
-            losses.append(log_loss(probs, y) * len(idx))
-            error = probs - y
-            grad_w = x.T @ error / len(idx)
-            grad_b = np.array([error.mean()])
+        # SGD steps row by row, in order: one call per batch only where a proximal step
+        # follows each batch (the same steps as one call over the epoch's rows otherwise)
+        step = batch_size if proximal_mu else max(n, 1)
+        for begin in range(0, n, step):
+            idx = order[begin : begin + step]
+            with warnings.catch_warnings():  # one pass per call is what partial_fit is for
+                warnings.simplefilter("ignore")
+                model.partial_fit(features[idx], labels[idx], classes=CLASSES)
             if proximal_mu:
-                grad_w = grad_w + proximal_mu * (weights - start["weights"])
-                grad_b = grad_b + proximal_mu * (bias - start["bias"])
-            weights = weights - learning_rate * grad_w
-            bias = bias - learning_rate * grad_b
-    mean_loss = float(np.sum(losses) / (n * epochs)) if n and epochs else float("nan")
-    return {"weights": weights, "bias": bias}, mean_loss
+                shrink = pull ** len(idx)
+                model.coef_ = start["coef"] + (model.coef_ - start["coef"]) * shrink
+                start_b = start["intercept"]
+                model.intercept_ = start_b + (model.intercept_ - start_b) * shrink
+    trained = params_of(model)
+    if not n:
+        return trained, float("nan")
+    return trained, float(log_loss(labels, predict_proba(trained, features), labels=CLASSES))
 
 
 @dataclass(frozen=True)
@@ -119,8 +144,8 @@ def evaluate(params: Params, features: np.ndarray, labels: np.ndarray, bins: int
     probs = predict_proba(params, features)
     pos, neg = score_histograms(probs, labels, bins)
     return Evaluation(
-        loss=log_loss(probs, labels),
-        accuracy=float(np.mean((probs >= 0.5) == (labels == 1))),
+        loss=float(log_loss(labels, probs, labels=CLASSES)),
+        accuracy=float(accuracy_score(labels, probs >= 0.5)),
         num_examples=len(labels),
         hist_pos=pos,
         hist_neg=neg,
@@ -144,12 +169,8 @@ def auc_from_histograms(hist_pos: np.ndarray, hist_neg: np.ndarray) -> tuple[flo
 
 
 def exact_auc(probs: np.ndarray, labels: np.ndarray) -> float:
-    """ROC AUC of unbinned scores (Mann-Whitney U, ties counted half)."""
-    probs, labels = np.asarray(probs, float), np.asarray(labels, float)
-    pos, neg = probs[labels == 1], probs[labels == 0]
-    if len(pos) == 0 or len(neg) == 0:
+    """ROC AUC of unbinned scores (scikit-learn's), NaN when a class is absent."""
+    labels = np.asarray(labels, float)
+    if len(np.unique(labels)) < 2:
         return float("nan")
-    order = np.sort(neg)
-    below = np.searchsorted(order, pos, side="left")
-    ties = np.searchsorted(order, pos, side="right") - below
-    return float((below.sum() + 0.5 * ties.sum()) / (len(pos) * len(neg)))
+    return float(roc_auc_score(labels, probs))

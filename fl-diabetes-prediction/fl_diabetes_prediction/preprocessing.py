@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from fl_diabetes_prediction.data import FEATURES
 
@@ -120,10 +123,18 @@ class FeatureStats:
         """The statistics of pooled data (the centralised baseline)."""
         return cls.combine([LocalSums.of(features, labels)])
 
+    def preprocessor(self) -> Pipeline:
+        """scikit-learn's ``SimpleImputer`` (means) then ``StandardScaler``, fitted on these
+        federated statistics instead of on one datasite's rows."""
+        imputer = SimpleImputer(strategy="mean").fit(self.impute[None, :])  # mean of one row
+        scaler = StandardScaler()
+        scaler.mean_, scaler.scale_, scaler.var_ = self.mean, self.std, self.std**2
+        scaler.n_features_in_, scaler.n_samples_seen_ = len(self.mean), self.rows
+        return make_pipeline(imputer, scaler)
+
     def transform(self, features: np.ndarray) -> np.ndarray:
-        """Impute missing values, then standardise."""
-        filled = np.where(np.isnan(features), self.impute, features)
-        return (filled - self.mean) / self.std
+        """Impute missing values, then standardise (:meth:`preprocessor`)."""
+        return self.preprocessor().transform(features)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON- and ConfigRecord-friendly (lists of floats; exact round trip)."""

@@ -4,7 +4,8 @@ The ServerApp sends the training settings of the run config with every train mes
 data scientist's ``--run-config`` reaches every datasite. A data owner may override
 ``local-epochs``, ``batch-size`` and ``learning-rate`` for their own datasite through the node
 config (``SYFT_FLWR_NODE_CONFIG="local-epochs=2 learning-rate=0.05"``): node config first, then
-the message, then the ClientApp's own run config, then the defaults below.
+the message, then the ClientApp's own run config, then the defaults below. (The node config
+syft_flwr gives also holds the run config; only values that differ from it are the owner's.)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "strategy": "fedavg",
     "local-epochs": 1,
     "batch-size": 32,
-    "learning-rate": 0.1,
+    "learning-rate": 0.01,
     "seed": 42,
     "auc-bins": 100,
     "proximal-mu": 0.1,
@@ -81,7 +82,7 @@ class TrainSettings:
         node_config: Mapping[str, Any],
     ) -> TrainSettings:
         layers = [
-            ("the data owner's node config", node_config),
+            ("the data owner's node config", _own(node_config, run_config)),
             ("sent by the ServerApp", message_config),
             ("the ClientApp's run config", run_config),
         ]
@@ -163,6 +164,13 @@ class RunSettings:
             "learning-rate": self.learning_rate,
             "seed": self.seed,
         }
+
+
+def _own(node_config: Mapping[str, Any], run_config: Mapping[str, Any]) -> dict[str, Any]:
+    """What the data owner set: syft_flwr's node config also holds the run config (the app's
+    ``[tool.flwr.app.config]``, as syft-flwr 0.5 gave it); values equal to it are not the
+    owner's own."""
+    return {k: v for k, v in node_config.items() if k not in run_config or run_config[k] != v}
 
 
 def _as_bool(value: Any) -> bool:

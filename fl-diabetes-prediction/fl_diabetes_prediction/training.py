@@ -319,6 +319,13 @@ class FederatedTraining:
             + (f"; failures: {entry['failures']}" if entry["failures"] else "")
         )
 
+    def _report(self, entry: dict[str, Any]) -> None:
+        """Hand the round's metrics to a grid that records them (syft_flwr's DatasiteGrid)."""
+        report = getattr(self.grid, "report_metrics", None)
+        if callable(report):
+            keys = ("loss", "accuracy", "auc", "train-loss")
+            report(entry["round"], {k: entry[k] for k in keys if entry.get(k) is not None})
+
     def run(self) -> TrainingResult:
         s = self.settings
         logger.info(f"training with {type(self.strategy).__name__} for {s.num_rounds} round(s)")
@@ -350,6 +357,7 @@ class FederatedTraining:
             entry = self._entry(0, evaluation, {}, [], evaluated, failures)
             self.store.save_round(0, params, {}, entry, self._info())
             self._log(entry)
+            self._report(entry)
             metrics, start = [entry], 1
 
         if start > s.num_rounds:
@@ -371,6 +379,7 @@ class FederatedTraining:
                 server_round, params, strategy_state(self.strategy), entry, self._info()
             )
             self._log(entry)
+            self._report(entry)
             metrics.append(entry)
         return TrainingResult(
             params=_from_arrays(arrays),

@@ -303,7 +303,7 @@ def test_bad_data_is_an_error_reply_and_no_valid_reply_raises(
     assert len([w for w in flwr_warnings if "failed" in w]) == 3
 
 
-def test_the_app_is_a_valid_flower_app_and_its_client_app_imports_light(app_copy: Path) -> None:
+def test_the_app_is_a_valid_flower_app_and_its_client_app_draws_nothing(app_copy: Path) -> None:
     assert not (APP / "main.py").exists()
     assert "[tool.syft_flwr]" not in (APP / "pyproject.toml").read_text()
     script = f"""
@@ -332,9 +332,9 @@ print(json.dumps({{
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["warnings"] == []
-    # a data owner's job loads only the ClientApp: neither pandas nor matplotlib comes with it
-    assert result["client_heavy"] == []
-    assert result["server_heavy"] == ["matplotlib"]  # the ServerApp draws; pandas never loads
+    # a data owner's job loads only the ClientApp: it reads with pandas, matplotlib stays out
+    assert result["client_heavy"] == ["pandas"]
+    assert result["server_heavy"] == ["pandas", "matplotlib"]  # the ServerApp draws
     for key, default in result["defaults"].items():
         assert result["config"][key] == default  # pyproject and settings agree
     assert result["config"]["num-server-rounds"] == 1
@@ -350,10 +350,13 @@ def test_syft_flwr_run_fails_when_a_reply_is_malformed(app_copy: Path, tmp_path:
     source = client.read_text()
     sent = "return Message(stats.to_recorddict(), reply_to=msg)"
     assert sent in source
-    broken = 'RecordDict() if data_dir.name == "broken" else stats.to_recorddict()'
+    broken = (
+        'RecordDict() if get_syftbox_dataset_path().name == "broken" else stats.to_recorddict()'
+    )
     client.write_text(
         source.replace(sent, f"return Message({broken}, reply_to=msg)").replace(
             "from flwr.app import Context, Message",
+            "from syft_flwr.utils import get_syftbox_dataset_path\n"
             "from flwr.app import Context, Message, RecordDict",
         )
     )

@@ -111,7 +111,7 @@ def test_training_improves_on_the_initial_model(project: Path, datasets: list[Pa
     assert last["participants"] == [str(n) for n in NODES] and last["failures"] == {}
     assert not stale.exists(), "a fresh run replaces the previous weights/"
     for server_round in range(6):
-        assert set(weights_of(project, server_round)) == {"weights", "bias"}
+        assert set(weights_of(project, server_round)) == {"coef", "intercept"}
     assert json.loads((project / "weights" / "checkpoint.json").read_text())["round"] == 5
 
 
@@ -161,7 +161,7 @@ def test_training_is_deterministic_given_the_seed(
     same, changed = weights_of(other, 2), weights_of(third, 2)
     for key, value in weights_of(project, 2).items():
         assert np.array_equal(value, same[key])
-    assert not np.array_equal(weights_of(project, 2)["weights"], changed["weights"])
+    assert not np.array_equal(weights_of(project, 2)["coef"], changed["coef"])
 
 
 # -- resume ------------------------------------------------------------------------------------
@@ -281,7 +281,7 @@ def test_node_config_overrides_reach_the_client(project: Path, datasets: list[Pa
     for used in replies[NODES[0]]:  # the data owner's node config wins
         assert (used["local-epochs"], used["learning-rate"], used["batch-size"]) == (3, 0.05, 8)
     for used in replies[NODES[1]]:  # the run config, as the ServerApp sent it
-        assert (used["local-epochs"], used["learning-rate"], used["batch-size"]) == (1, 0.1, 16)
+        assert (used["local-epochs"], used["learning-rate"], used["batch-size"]) == (1, 0.01, 16)
 
 
 def test_a_bad_node_config_value_is_reported(project: Path, datasets: list[Path]) -> None:

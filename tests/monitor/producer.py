@@ -21,6 +21,7 @@ from syft_flwr.events import (
     MessageSent,
     ReplyReceived,
     RoundFinished,
+    RoundMetrics,
     RoundStarted,
     RunFinished,
     RunStarted,
@@ -46,6 +47,11 @@ def tiny_png(width: int = 24, height: int = 16, rgb: tuple[int, int, int] = (40,
     )
 
 
+def round_metrics(rnd: int) -> dict[str, float]:
+    """What a training run might report for round ``rnd``."""
+    return {"loss": 0.7 / rnd, "accuracy": 0.6 + 0.04 * rnd, "auc": 0.7 + 0.03 * rnd}
+
+
 @dataclass
 class LiveProducer:
     network: Network
@@ -61,6 +67,7 @@ class LiveProducer:
     hold: threading.Event = field(default_factory=threading.Event)  # set: finish the run
     with_heartbeats: bool = True
     write_figure: Callable[[Path, int], None] | None = None  # (figures dir, round); default: PNG
+    with_metrics: bool = False  # publish loss/accuracy/auc per round, as the FL app reports
 
     def __post_init__(self) -> None:
         self.monitor = monitor_run(
@@ -122,6 +129,8 @@ class LiveProducer:
                     png = tiny_png(rgb=(40 * rnd % 255, 90, 200))
                     (figures / f"round_{rnd}.png").write_bytes(png)
                 publish(RoundFinished(rnd, answered, failed))
+                if self.with_metrics:
+                    publish(RoundMetrics(rnd, round_metrics(rnd)))
                 self.round_done.set()
             self.hold.wait(60)
             failures = {e: "missed a round" for e in self.fail.values()}

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from syft_flwr.monitor import dashboard_main, format_status, serve_dashboard, status_main
 from syft_flwr.network.layout import Network
-from tests.monitor.producer import tiny_png
+from tests.monitor.producer import round_metrics, tiny_png
 from tests.support import AGGREGATOR, DATASITES
 
 DO1, DO2 = DATASITES
@@ -167,6 +167,9 @@ def test_format_status_and_status_main(network: Network, producer, tmp_path: Pat
     assert capsys.readouterr().out.strip() == printed.strip()
     assert "RUN" in printed and "5 " in printed and "completed" in printed
 
+    # --root naming the network folder itself: used as it is, whatever --key says
+    assert status_main(network.root, "local_syftbox_network") == printed
+
     with pytest.raises(FileNotFoundError, match="no network at"):
         status_main(tmp_path / "missing", "net")
     assert format_status(Network.at(tmp_path / "empty", "net")).startswith("no datasites")
@@ -198,3 +201,34 @@ def test_dashboard_main_serves_until_stopped(network: Network, capsys):
     assert not thread.is_alive()
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url + "healthz", timeout=2)
+
+
+def test_state_and_its_event_stream(network: Network, producer) -> None:
+    run = producer(rounds=2, round_delay=0.0, run_id=77, with_metrics=True)
+    run.start()
+    run.wait()
+    with serve_dashboard(network) as dash:
+        state = get_json(dash.url + "api/state")
+        assert state["selected"] == "77" and state["run"]["rounds_completed"] == 2
+        accuracy = [r["metrics"]["accuracy"] for r in state["run"]["rounds"]]
+        assert accuracy == [round_metrics(1)["accuracy"], round_metrics(2)["accuracy"]]
+        assert {p["email"] for p in state["participants"]} >= set(DATASITES)
+        assert all("cpu_history" in p for p in state["participants"])
+        assert set(state["cpu"]) == {"mean", "online", "history"}
+
+        conn = http.client.HTTPConnection("127.0.0.1", dash.port, timeout=10)
+        conn.request("GET", "/api/stream?run=77")
+        resp = conn.getresponse()
+        assert resp.status == 200
+        assert resp.getheader("Content-Type").startswith("text/event-stream")
+        lines = []
+        while not lines or lines[-1] != "":  # up to the end of the first event
+            line = resp.fp.readline().decode().rstrip("\n")
+            if line.startswith(("event:", "data:")) or lines:
+                lines.append(line)
+        assert lines[0] == "event: state"
+        pushed = json.loads(lines[1].removeprefix("data: "))
+        assert pushed["selected"] == "77" and pushed["run"]["run_id"] == "77"
+        conn.close()
+    # the server ended every stream when it shut down (no thread left serving one)
+    assert dash.server.sampler.stopped

@@ -1,16 +1,18 @@
 """The dashboard in a real headless Chromium, following a live run until it completes.
 
-Chromium's ``--dump-dom`` with a virtual-time budget returns the DOM after the page's scripts
-ran (and fetched the JSON endpoints); the test dumps it until the run has advanced.
-Set SYFT_FLWR_UPDATE_IMAGES=1 to refresh images/dashboard.png (the README's picture).
+Chromium runs with its DevTools protocol on a pipe (:mod:`tests.monitor.browser`): one page
+stays open for the whole run, so the test sees what the server pushes (server-sent events)
+without reloading. ``images/dashboard.png`` (the README's picture) is the page of a real
+``syft-flwr demo --fl`` run; set SYFT_FLWR_UPDATE_IMAGES=1 to refresh it.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
+import sys
+import time
 from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
@@ -19,10 +21,11 @@ import pytest
 
 from syft_flwr.monitor import serve_dashboard
 from syft_flwr.network.layout import Network
+from tests.monitor.browser import CHROMIUM, Browser, Page
 from tests.monitor.helpers import wait_until
+from tests.monitor.producer import round_metrics
 from tests.support import AGGREGATOR, DATASITES, REPO, missing_tool
 
-CHROMIUM = Path("/usr/bin/chromium")
 ROUNDS = 4
 
 pytestmark = pytest.mark.skipif(
@@ -57,44 +60,10 @@ class _Elements(HTMLParser):
         return [e for e in self.elements if all(e.get(k) == v for k, v in attrs.items())]
 
 
-def chromium(args: list[str], profile: Path, timeout: float = 60) -> str:
-    """Run headless Chromium once in its own process group; returns stdout."""
-    cmd = [
-        str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        "--hide-scrollbars",
-        f"--user-data-dir={profile}",
-        *args,
-    ]
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,  # its helpers share the group we end below
-        text=True,
-    )
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-        return out
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
-def dump(url: str, profile: Path) -> _Elements:
+def parse(page: Page) -> _Elements:
+    """The page's DOM as it is now."""
     parser = _Elements()
-    parser.feed(chromium(["--virtual-time-budget=3000", "--dump-dom", url], profile))
+    parser.feed(page.html())
     return parser
 
 
@@ -136,74 +105,164 @@ def test_dashboard_in_chromium(network: Network, producer, tmp_path: Path):
     old.wait()
     live = producer(
         rounds=ROUNDS,
-        round_delay=0.4,
+        round_delay=0.8,
         run_id=2002,
         app_name="fed-analytics",
         write_figure=histogram_figure("Glucose", "mg/dL", 120),
+        with_metrics=True,
     )
-    profile = tmp_path / "chromium-profile"
-    with serve_dashboard(network) as dash:
+    with serve_dashboard(network) as dash, Browser(tmp_path / "chromium-profile") as browser:
+        page = browser.open(dash.url)  # opened before the run: everything after is pushed
+        wait_until(lambda: page.eval("document.body.dataset.updates"), 30, "a first push")
         live.start(hold_before_end=True)
         assert live.round_done.wait(30), f"the live producer is stuck: {live.error!r}"
 
         # while the run is live: every datasite online, the run running, rounds advancing
-        page = dump(dash.url, profile)
+        def running() -> _Elements | None:
+            dom = parse(page)
+            rows = dom.find(**{"_tag": "tr", "data-run-id": "2002"})
+            live_ = rows and rows[0]["data-status"] == "running"
+            return dom if live_ and int(rows[0]["data-rounds-completed"]) >= 1 else None
+
+        dom = wait_until(running, 30, "the live run on the page")
         for email in [AGGREGATOR, *DATASITES]:
-            (row,) = page.find(**{"_tag": "tr", "data-datasite": email})
+            (row,) = dom.find(**{"_tag": "tr", "data-datasite": email})
             assert row["data-online"] == "true" and row["data-state"] == "online"
-        (row,) = page.find(**{"_tag": "tr", "data-run-id": "2002"})
-        assert row["data-status"] == "running"
-        seen = int(row["data-rounds-completed"])
-        assert 1 <= seen <= ROUNDS
+        (row,) = dom.find(**{"_tag": "tr", "data-run-id": "2002"})
+        assert 1 <= int(row["data-rounds-completed"]) <= ROUNDS
 
         def advanced() -> _Elements | None:
-            page = dump(dash.url, profile)
-            detail = page.find(id="run-detail")[0]
-            return page if detail.get("data-rounds-completed") == str(ROUNDS) else None
+            dom = parse(page)
+            detail = dom.find(id="run-detail")[0]
+            return dom if detail.get("data-rounds-completed") == str(ROUNDS) else None
 
-        page = wait_until(advanced, 60, f"the page to show {ROUNDS} completed rounds", step=0)
-        detail = page.find(id="run-detail")[0]
+        dom = wait_until(advanced, 60, f"the page to show {ROUNDS} completed rounds", step=0.1)
+        detail = dom.find(id="run-detail")[0]
         assert detail["data-run-id"] == "2002"  # the live run is the one shown
-        assert page.find(id="detail-rounds")[0]["_text"] == str(ROUNDS)
-        rounds = page.find(**{"_tag": "tr", "class": "round"})
+        assert dom.find(id="detail-rounds")[0]["_text"] == str(ROUNDS)
+        assert dom.find(id="detail-rounds-label")[0]["_text"] == "rounds completed"
+        rounds = dom.find(**{"_tag": "tr", "class": "round"})
         assert [r["data-round"] for r in rounds] == [str(i) for i in range(1, ROUNDS + 1)]
-        cells = [e for e in page.elements if e["_tag"] == "td" and e.get("data-result")]
+        cells = [e for e in dom.elements if e["_tag"] == "td" and e.get("data-result")]
         assert len(cells) == ROUNDS * len(DATASITES)
         assert all(c["data-result"] == "answered" for c in cells)
-        latency = {e["data-datasite"] for e in page.find(**{"class": "latency"})}
-        assert latency == set(DATASITES)
-        figures = {e["data-name"] for e in page.find(**{"_tag": "figure"})}
+        latency = {e["data-datasite"]: e for e in dom.find(**{"class": "latency"})}
+        assert set(latency) == set(DATASITES)
+        figures = {e["data-name"] for e in dom.find(**{"_tag": "figure"})}
         assert {f"glucose_round_{i}.png" for i in range(1, ROUNDS + 1)} <= figures
 
-        # the run ends: the page says completed; the older run still shows as failed
+        # live updates: pushed by the server, one stream, no polling, seen without a reload
+        assert page.eval("document.body.dataset.transport") == "sse"
+        seen = [int(n) for n in page.eval("document.body.dataset.seenRounds").split(",")]
+        assert seen == sorted(seen) and len(seen) >= 3 and seen[-1] == ROUNDS, seen
+        api = {path: n for path, n in dash.server.hits.items() if path.startswith("/api/")}
+        assert api == {"/api/stream": 1}, api  # one stream for the whole run, no polling
+        assert int(page.eval("document.body.dataset.updates")) >= 3
+        assert dash.server.pushed >= 3
+
+        # the training charts: one per metric, one point per round, the values reported
+        charts = {e["data-metric"] for e in dom.find(**{"_tag": "svg", "class": "chart"})}
+        assert charts == {"loss", "accuracy", "auc"}
+        points = page.eval(
+            "[...document.querySelectorAll('svg.chart[data-metric=accuracy] circle')]"
+            ".map(c => [Number(c.dataset.round), Number(c.dataset.value)])"
+        )
+        assert points == [
+            [r, pytest.approx(round_metrics(r)["accuracy"])] for r in range(1, ROUNDS + 1)
+        ]
+
+        # the network's mean CPU and a short history per datasite
+        assert page.eval("document.getElementById('cpu-mean').dataset.mean") != ""
+        wait_until(
+            lambda: all(
+                int(
+                    page.eval(
+                        f'document.querySelector(\'tr[data-datasite="{e}"] '
+                        "td[data-cpu-samples]').dataset.cpuSamples"
+                    )
+                )
+                >= 2
+                for e in DATASITES
+            ),
+            30,
+            "two CPU samples per datasite",
+        )
+
+        # plurals: the texts say "1 round", "2 replies", never "1 replies"
+        text = page.eval("document.body.innerText")
+        assert f"{ROUNDS} replies" in text and "1 replies" not in text and "1 rounds" not in text
+
+        # a figure opens full size on a click
+        page.eval("document.querySelector('#figures figure a').click()")
+        assert page.eval("document.getElementById('lightbox').hidden") is False
+        src = page.eval("document.querySelector('#lightbox img').src")
+        assert (
+            "/figures/" in src
+            and page.eval(
+                "document.querySelector('#lightbox img').complete && "
+                "document.querySelector('#lightbox img').naturalWidth"
+            )
+            > 300
+        )
+        page.eval("document.getElementById('lightbox').click()")
+        assert page.eval("document.getElementById('lightbox').hidden") is True
+
+        # the run ends: the open page says completed; the older run still shows as failed
         live.hold.set()
         live.wait()
-        page = wait_until(
-            lambda: (
-                (p := dump(dash.url, profile)).find(id="run-detail")[0].get("data-status")
-                == "completed"
-                and p
-            ),
-            60,
-            "the page to show the run completed",
-            step=0,
-        )
-        assert page.find(**{"_tag": "tr", "data-run-id": "1001"})[0]["data-status"] == "failed"
-        assert page.find(**{"_tag": "tr", "data-run-id": "2002"})[0][
-            "data-rounds-completed"
-        ] == str(ROUNDS)
 
-        shot = tmp_path / "dashboard.png"
-        chromium(
-            [
-                "--virtual-time-budget=3000",
-                "--window-size=1400,1500",
-                f"--screenshot={shot}",
-                dash.url,
-            ],
-            profile,
+        def completed() -> _Elements | None:
+            dom = parse(page)
+            return dom if dom.find(id="run-detail")[0].get("data-status") == "completed" else None
+
+        dom = wait_until(completed, 60, "the page to show the run completed")
+        assert dom.find(**{"_tag": "tr", "data-run-id": "1001"})[0]["data-status"] == "failed"
+        assert dom.find(**{"_tag": "tr", "data-run-id": "2002"})[0]["data-rounds-completed"] == str(
+            ROUNDS
         )
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_dashboard_of_a_real_demo_run(tmp_path: Path):
+    """`syft-flwr demo --fl` runs while the dashboard's page is open; the page shows the same
+    10 rounds as the demo's summary, the training charts, and becomes images/dashboard.png."""
+    folder = tmp_path / "demo"
+    network = Network.at(folder, "local_syftbox_network")
+    with serve_dashboard(network) as dash, Browser(tmp_path / "profile") as browser:
+        page = browser.open(dash.url)
+        demo = subprocess.run(
+            [sys.executable, "-m", "syft_flwr.cli", "demo", "--fl", "--folder", str(folder)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
+        summary_rounds = next(
+            line.split(":", 1)[1].strip()
+            for line in demo.stdout.splitlines()
+            if line.strip().startswith("rounds:")
+        )
+        assert summary_rounds == "10"
+
+        def shown() -> _Elements | None:  # the run, and its training figure (drawn last)
+            dom = parse(page)
+            detail = dom.find(id="run-detail")
+            done = detail and detail[0].get("data-status") == "completed"
+            drawn = any(e["data-name"] == "metrics.png" for e in dom.find(_tag="figure"))
+            return dom if done and drawn else None
+
+        dom = wait_until(shown, 60, "the demo's run on the page")
+        assert dom.find(id="run-detail")[0]["data-rounds-completed"] == "10"
+        (run_row,) = dom.find(**{"_tag": "tr", "class": "run selected"})
+        assert run_row["data-rounds-completed"] == "10"
+        points = page.eval(
+            "[...document.querySelectorAll('svg.chart[data-metric=auc] circle')]"
+            ".map(c => Number(c.dataset.round))"
+        )
+        assert points == list(range(11))  # round 0 (the initial model) to round 10
+        time.sleep(0.5)  # the figures' images load
+        shot = page.screenshot(tmp_path / "dashboard.png")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
     target = REPO / "images" / "dashboard.png"
     if os.environ.get("SYFT_FLWR_UPDATE_IMAGES") == "1" or not target.exists():
         target.parent.mkdir(exist_ok=True)

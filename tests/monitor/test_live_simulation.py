@@ -13,8 +13,9 @@ import pytest
 import syft_flwr
 from syft_flwr.monitor import serve_dashboard
 from syft_flwr.network.layout import Network
+from tests.monitor.browser import CHROMIUM, Browser
 from tests.monitor.helpers import free_port, wait_until
-from tests.monitor.test_dashboard_browser import CHROMIUM, chromium, dump
+from tests.monitor.test_dashboard_browser import parse
 from tests.monitor.test_prometheus import PROMETHEUS, query
 from tests.support import AGGREGATOR, DATASITES, missing_tool
 
@@ -67,25 +68,23 @@ def test_dashboard_follows_a_live_simulation(tiny_app, tiny_data, tmp_path: Path
         sim.join(timeout=120)
         assert not sim.errors, sim.errors
 
-        page = dump(dash.url, tmp_path / "profile")
-        (tmp_path / "page.html").write_text(str(page.elements))
-        for email in DATASITES:
-            assert page.find(**{"_tag": "tr", "data-datasite": email}), email
-        detail = page.find(id="run-detail")[0]
-        assert detail["data-status"] == "completed"
-        assert detail["data-rounds-completed"] == str(ROUNDS)
-        assert detail["data-run-id"] == str(live["run_id"])  # the page shows the live run
+        with Browser(tmp_path / "profile") as browser:
+            tab = browser.open(dash.url)
 
-        shot = tmp_path / "live-simulation.png"
-        chromium(
-            [
-                "--virtual-time-budget=3000",
-                "--window-size=1400,1500",
-                f"--screenshot={shot}",
-                dash.url,
-            ],
-            tmp_path / "profile",
-        )
+            def shown():
+                dom = parse(tab)
+                detail = dom.find(id="run-detail")
+                return dom if detail and detail[0].get("data-status") == "completed" else None
+
+            page = wait_until(shown, 60, "the completed run on the page")
+            (tmp_path / "page.html").write_text(str(page.elements))
+            for email in DATASITES:
+                assert page.find(**{"_tag": "tr", "data-datasite": email}), email
+            detail = page.find(id="run-detail")[0]
+            assert detail["data-status"] == "completed"
+            assert detail["data-rounds-completed"] == str(ROUNDS)
+            assert detail["data-run-id"] == str(live["run_id"])  # the page shows the live run
+            shot = tab.screenshot(tmp_path / "live-simulation.png")
     assert shot.is_file(), "chromium saved no screenshot"
     assert shot.read_bytes()[:8] == PNG_MAGIC and shot.stat().st_size > 10_000
     if os.environ.get(SCREENSHOT_DIR_ENV):

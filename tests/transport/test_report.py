@@ -26,18 +26,18 @@ def _report(*, answered: list[str], refused: int = 0) -> RunReport:
 def test_verdicts() -> None:
     clean = _report(answered=list(DATASITES))
     assert (clean.ok, clean.completed, clean.verdict) == (True, True, "OK")
-    assert clean.summary().startswith("OK: 1 exchanges")
+    assert clean.summary().startswith("OK: 1 exchange\n")
 
     warned = _report(answered=list(DATASITES), refused=1)
     assert (warned.ok, warned.completed, warned.verdict) == (False, True, "OK WITH WARNINGS")
-    assert warned.summary().startswith("OK WITH WARNINGS: 1 exchanges")
+    assert warned.summary().startswith("OK WITH WARNINGS: 1 exchange\n")
     assert "refused (bad-mac) /inbox/forged-0: bad MAC" in warned.summary()
     assert warned.failures() == {}
     assert warned.to_dict()["verdict"] == "OK WITH WARNINGS"
 
     failed = _report(answered=[DO1], refused=1)  # the refused file was do2's only reply
     assert (failed.ok, failed.completed, failed.verdict) == (False, False, "FAILED")
-    assert failed.summary().startswith("FAILED: 1 exchanges")
+    assert failed.summary().startswith("FAILED: 1 exchange\n")
     assert list(failed.failures()) == [DO2]
 
     errored = _report(answered=list(DATASITES))

@@ -15,8 +15,14 @@ os.environ["FLWR_TELEMETRY_ENABLED"] = "0"
 
 __version__ = "0.1.0"
 
+# A library is quiet unless the application asks (syft_flwr.enable_logging, the CLI, main.py).
+from loguru import logger as _logger  # noqa: E402
+
+_logger.disable("syft_flwr")
+
 # Eager: the submodule shares the function's name, and must not shadow it.
 from syft_flwr.bootstrap import bootstrap  # noqa: E402
+from syft_flwr.logs import enable_logging  # noqa: E402
 
 if TYPE_CHECKING:
     from syft_flwr.simulation import SimulationError, SimulationResult, run
@@ -27,7 +33,14 @@ _LAZY = {
     "SimulationResult": "syft_flwr.simulation",
 }
 
-__all__ = ["SimulationError", "SimulationResult", "__version__", "bootstrap", "run"]
+__all__ = [
+    "SimulationError",
+    "SimulationResult",
+    "__version__",
+    "bootstrap",
+    "enable_logging",
+    "run",
+]
 
 
 def __getattr__(name: str) -> Any:

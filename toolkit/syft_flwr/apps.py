@@ -1,8 +1,11 @@
 """Load a project's ServerApp and ClientApp without mixing up projects.
 
-Two projects may share a package name (two copies of the same app side by side in one
-process), so each load imports the project's packages fresh from its own folder and then
-restores ``sys.modules`` and ``sys.path`` as they were.
+Each load imports the project's packages fresh from its own folder (edited code is picked up
+by the next run of a notebook) and leaves them importable: the project's folder stays first
+on ``sys.path`` and its modules in ``sys.modules``, so the app may import its own package at
+any time during the run (a ``client_fn`` that imports a module when called). Loading another
+project whose packages have the same names takes their place: apps loaded before keep the
+modules they were loaded with. :func:`release` takes a project off the import path again.
 """
 
 from __future__ import annotations
@@ -60,6 +63,21 @@ def _owned(name: str, packages: set[str]) -> bool:
     return name.split(".")[0] in packages
 
 
+#: project folder -> the top-level package names it currently owns in ``sys.modules``
+_importable: dict[Path, set[str]] = {}
+
+
+def _forget(packages: set[str]) -> None:
+    """Unregister the modules of ``packages`` and the folders of projects that served them."""
+    for name in [n for n in sys.modules if _owned(n, packages)]:
+        del sys.modules[name]
+    for folder, owned in list(_importable.items()):
+        if owned & packages:
+            del _importable[folder]
+            while str(folder) in sys.path:
+                sys.path.remove(str(folder))
+
+
 def _load_components(project_dir: Path, kinds: tuple[str, ...]) -> dict[str, Any]:
     """Import the components ``kinds`` ("serverapp", "clientapp") of ``project_dir``."""
     project_dir = Path(project_dir).resolve()
@@ -67,17 +85,24 @@ def _load_components(project_dir: Path, kinds: tuple[str, ...]) -> dict[str, Any
     refs = {"serverapp": server_ref, "clientapp": client_ref}
     packages = {ref.split(":")[0].split(".")[0] for ref in refs.values()}
     with _lock:
-        saved = {n: m for n, m in sys.modules.items() if _owned(n, packages)}
-        for name in saved:
-            del sys.modules[name]
+        _forget(packages | _importable.get(project_dir, set()))
         sys.path.insert(0, str(project_dir))
+        _importable[project_dir] = packages
         try:
             return {kind: _load(kind, refs[kind], project_dir) for kind in kinds}
-        finally:
-            sys.path.remove(str(project_dir))
-            for name in [n for n in sys.modules if _owned(n, packages)]:
-                del sys.modules[name]
-            sys.modules.update(saved)
+        except BaseException:
+            _forget(packages)  # a failed load leaves nothing behind
+            raise
+
+
+def release(project_dir: Path) -> None:
+    """Take ``project_dir`` off the import path and unregister its modules (objects already
+    loaded keep working); nothing happens for a project that is not loaded."""
+    project_dir = Path(project_dir).resolve()
+    with _lock:
+        packages = _importable.get(project_dir)
+        if packages is not None:
+            _forget(packages)
 
 
 def load_apps(project_dir: Path) -> FlowerApps:

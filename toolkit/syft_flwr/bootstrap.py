@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from syft_flwr.config import flower_components, read_pyproject
+from syft_flwr.errors import UsageError
 from syft_flwr.network.atomic import atomic_write_text
 from syft_flwr.network.layout import validate_email, validate_name
 
@@ -76,19 +77,50 @@ def _bootstrapped_pyproject(text: str, app_name: str, aggregator: str, datasites
     return tomlkit.dumps(doc)
 
 
+def _same_parties(parsed: dict, aggregator: str, datasites: list[str]) -> bool:
+    table = parsed.get("tool", {}).get("syft_flwr", {})
+    return (
+        bool(table.get("app_name"))
+        and table.get("aggregator") == aggregator
+        and list(table.get("datasites", [])) == datasites
+    )
+
+
+def _check_transport(transport: str | None) -> None:
+    """syft-flwr 0.5's ``transport``: "syftbox" (or None) is what this toolkit does."""
+    if transport not in (None, "syftbox"):
+        raise UsageError(
+            f"transport={transport!r} is not available: syft_flwr runs over one shared network "
+            "folder. Leave transport out (or pass 'syftbox') and give every party the same "
+            "root_dir in syft_flwr.rds.setup_rds_server(...)"
+        )
+
+
 def bootstrap(
-    project_dir: Path | str,
-    aggregator: str,
-    datasites: list[str],
+    project_dir: Path | str | None = None,
+    aggregator: str | None = None,
+    datasites: list[str] | None = None,
+    transport: str | None = None,
     *,
     overwrite: bool = False,
+    flwr_project_dir: Path | str | None = None,
 ) -> Path:
     """Bootstrap the Flower app in ``project_dir`` for ``aggregator`` and ``datasites``.
 
-    Returns the path of the generated ``main.py``. Bootstrapping an already bootstrapped
-    project is refused unless ``overwrite=True``, which rewrites both the table (with a new
-    app_name) and main.py.
+    Returns the path of the generated ``main.py``. When ``[tool.syft_flwr]`` already names
+    these parties and only ``main.py`` is missing, ``main.py`` is written again (the table and
+    its app_name stay). Any other already bootstrapped project is refused unless
+    ``overwrite=True``, which rewrites both the table (with a new app_name) and main.py.
+    ``transport`` and ``flwr_project_dir`` (another name for ``project_dir``) are syft-flwr
+    0.5's arguments: only ``None`` or ``"syftbox"`` are accepted as the transport.
     """
+    _check_transport(transport)
+    project_dir = project_dir if project_dir is not None else flwr_project_dir
+    if project_dir is None or aggregator is None or datasites is None:
+        raise UsageError(
+            "bootstrap needs the project folder, the aggregator and the datasites: "
+            "bootstrap(project_dir, aggregator='ds@...', datasites=['do1@...', ...])"
+        )
     project_dir = Path(project_dir).expanduser().resolve()
     if not project_dir.is_dir():
         raise FileNotFoundError(f"project folder {project_dir} does not exist")
@@ -98,7 +130,12 @@ def bootstrap(
     flower_components(project_dir)  # raises if this is not a Flower app
 
     main_path = project_dir / MAIN_FILE
+    template = resources.files("syft_flwr").joinpath("templates", "main.py").read_text()
     already = "syft_flwr" in parsed.get("tool", {})
+    missing_main = already and not main_path.exists()
+    if not overwrite and missing_main and _same_parties(parsed, aggregator, datasites):
+        atomic_write_text(main_path, template)
+        return main_path
     if (already or main_path.exists()) and not overwrite:
         what = "[tool.syft_flwr] in pyproject.toml" if already else MAIN_FILE
         raise FileExistsError(
@@ -109,7 +146,6 @@ def bootstrap(
     text = _bootstrapped_pyproject(
         pyproject_path.read_text(encoding="utf-8"), _app_name(parsed), aggregator, datasites
     )
-    template = resources.files("syft_flwr").joinpath("templates", "main.py").read_text()
     atomic_write_text(pyproject_path, text)
     atomic_write_text(main_path, template)
     return main_path

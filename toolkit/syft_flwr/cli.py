@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
 
 from syft_flwr.errors import EXIT_FAILED, SyftFlwrError, exit_code_of
+from syft_flwr.utils import plural
 
 app = typer.Typer(
     help="Run Flower apps where the data lives: bootstrap, simulate, run the demo.",
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+@app.callback()
+def _main() -> None:
+    """Run Flower apps where the data lives: bootstrap, simulate, run the demo."""
+    from syft_flwr.logs import LEVEL_ENV, enable_logging
+
+    enable_logging(os.environ.get(LEVEL_ENV, "INFO"))
 
 
 def _fail(message: str, code: int = EXIT_FAILED) -> None:
@@ -27,7 +37,7 @@ def bootstrap(
     datasite: list[str] = typer.Option(..., help="email of a data owner; repeat for each"),
     overwrite: bool = typer.Option(False, help="rewrite an already bootstrapped project"),
 ) -> None:
-    """Write [tool.syft_flwr] into the app's pyproject.toml and generate main.py."""
+    r"""Write \[tool.syft_flwr] into the app's pyproject.toml and generate main.py."""
     from syft_flwr.bootstrap import bootstrap as do_bootstrap
 
     try:
@@ -54,11 +64,14 @@ def run(
         # a failed run (SimulationError) exits 1; a wrong app (AppLoadError) or input exits 2
         _fail(str(exc), exit_code_of(exc))
     typer.echo(
-        f"simulation of {result.app_name} completed: {result.rounds} round(s), "
+        f"simulation of {result.app_name} completed: {plural(result.rounds, 'round')}, "
         f"{result.duration:.2f} s"
     )
     for round_no, emails in sorted(result.participants.items()):
         typer.echo(f"  round {round_no}: {', '.join(emails)}")
+    if result.final_metrics:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.final_metrics.items()))
+        typer.echo(f"  final metrics: {shown}")
     for path in result.outputs:
         typer.echo(f"  output: {path}")
     typer.echo(f"  logs: {result.log_dir}")
@@ -68,11 +81,14 @@ def run(
 def demo(
     folder: Path = typer.Option(Path("demo_network"), help="where the demo network is created"),
     fl: bool = typer.Option(False, "--fl", help="train the model (fl-diabetes-prediction)"),
+    syftbox: bool = typer.Option(
+        False, "--syftbox", help="each party a SyftBox client of a server on 127.0.0.1"
+    ),
 ) -> None:
     """Run the whole data scientist / data owner workflow headless on a local network."""
     from syft_flwr.demo import run_demo
 
-    raise typer.Exit(run_demo(folder, fl=fl))
+    raise typer.Exit(run_demo(folder, fl=fl, syftbox=syftbox))
 
 
 @app.command()

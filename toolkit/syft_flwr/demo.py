@@ -8,6 +8,7 @@ progress; any failure ends the demo with a clear message and a non-zero exit cod
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -21,8 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from syft_flwr.errors import SyftFlwrError
+from syft_flwr.utils import plural
 
 if TYPE_CHECKING:
+    from syft_flwr.monitor.runs import RunInfo
     from syft_flwr.rds.jobs import Job
     from syft_flwr.rds.runner import RunHandle
     from syft_flwr.simulation import SimulationResult
@@ -106,15 +109,18 @@ def _quiet_console() -> None:
             handler.setLevel(logging.WARNING)
 
 
-def run_demo(folder: Path, *, fl: bool = False, timeout: float = 300.0) -> int:
-    """Run the demo in ``folder`` (created afresh); returns the exit code.
+def run_demo(
+    folder: Path, *, fl: bool = False, timeout: float = 300.0, syftbox: bool = False
+) -> int:
+    """Run the demo in ``folder`` (created afresh); returns the exit code. ``syftbox=True``
+    runs it over a SyftBox server and one client per party on loopback (``demo_syftbox``).
 
     Every failure, expected or not, ends as one ``DEMO FAILED: ...`` message on stderr and a
     non-zero code (130 when interrupted), never as a raw traceback.
     """
     try:
         _quiet_console()
-        summary = _run(Path(folder).resolve(), fl=fl, timeout=timeout)
+        summary = _run(Path(folder).resolve(), fl=fl, timeout=timeout, syftbox=syftbox)
     except DemoError as exc:
         return _failed(str(exc))
     except KeyboardInterrupt:
@@ -195,15 +201,29 @@ class Outcome:
     rows: int
     rows_detail: str
     rounds: int
+    #: the last round's loss, accuracy, AUC: what the run's events say (FL app)
+    metrics: dict[str, float] = field(default_factory=dict)
+    run_id: str | None = None
 
 
-def read_outcome(project: Path, *, fl: bool) -> Outcome:
-    """Read the aggregator's own figures: ``figures/summary.json`` or ``weights/metrics.json``.
+def read_outcome(project: Path, *, fl: bool, run: RunInfo | None = None) -> Outcome:
+    """Read the aggregator's own figures: ``figures/summary.json`` or ``weights/metrics.json``;
+    with ``run`` (the aggregator's run on the network), the rounds and the final metrics come
+    from its events, the count every other view shows.
 
     fed-analytics: the datasites that answered the last round, its rows (per outcome) and
     rounds. The FL app: the last round's participants, the training rows of the federated
     preprocessing plus the test rows of the last evaluation, and the last round's number.
     """
+    outcome = _read_outputs(project, fl=fl)
+    if run is not None:
+        outcome.rounds = run.rounds_completed
+        outcome.metrics = run.final_metrics
+        outcome.run_id = run.run_id
+    return outcome
+
+
+def _read_outputs(project: Path, *, fl: bool) -> Outcome:
     source = project / ("weights/metrics.json" if fl else "figures/summary.json")
     try:
         data = json.loads(source.read_text(encoding="utf-8"))
@@ -232,22 +252,76 @@ def read_outcome(project: Path, *, fl: bool) -> Outcome:
         ) from exc
 
 
-def _run(folder: Path, *, fl: bool, timeout: float) -> str:
+@dataclass(frozen=True)
+class Where:
+    """Where each party's network is: ``(root_dir, key)`` per email. ``synced``: each party
+    has its own folder and others' files arrive through a sync (SyftBox), so the demo waits
+    for them, up to ``sync_timeout`` seconds each time."""
+
+    roots: dict[str, tuple[Path, str]]
+    synced: bool = False
+    sync_timeout: float = 90.0
+
+    @classmethod
+    def local(cls, folder: Path) -> Where:
+        return cls({e: (folder, NETWORK_KEY) for e in (DS_EMAIL, *DO_EMAILS)})
+
+    def setup(self, email: str):
+        from syft_flwr.rds import setup_rds_server
+
+        root_dir, key = self.roots[email]
+        return setup_rds_server(email=email, root_dir=root_dir, key=key, reset=not self.synced)
+
+    def eventually(self, action: Callable[[], Any], what: str) -> Any:
+        """``action()``; over a sync, retried until it succeeds or ``sync_timeout`` passes."""
+        if not self.synced:
+            return action()
+        deadline = time.monotonic() + self.sync_timeout
+        while True:
+            try:
+                value = action()
+                if value is not None and value is not False:
+                    return value
+                error: Exception | None = None
+            except (LookupError, OSError, ValueError, StopIteration) as exc:
+                error = exc
+            if time.monotonic() > deadline:
+                why = f" (last: {type(error).__name__}: {error})" if error else ""
+                raise DemoError(
+                    f"timed out after {self.sync_timeout:.0f} s waiting for {what} to arrive "
+                    f"through the sync{why}: are the SyftBox clients running?"
+                )
+            time.sleep(0.2)
+
+
+def _run(folder: Path, *, fl: bool, timeout: float, syftbox: bool = False) -> str:
     app_name = APPS[fl]
     started = time.perf_counter()
     prepare_folder(folder)
-    print(f"syft-flwr demo: {app_name} on a local network in {folder}")
     handles: dict[str, RunHandle] = {}
-    try:
-        project, result = _workflow(folder, app_name, handles, timeout)
-        outcome = read_outcome(project, fl=fl)
-    finally:
-        _stop_runs(handles)
+    with contextlib.ExitStack() as stack:
+        if syftbox:
+            from syft_flwr.demo_syftbox import start_syftbox
+
+            where, note = start_syftbox(folder, stack)
+            print(f"syft-flwr demo: {app_name} over SyftBox ({note}) in {folder}")
+        else:
+            where = Where.local(folder)
+            print(f"syft-flwr demo: {app_name} on a local network in {folder}")
+        try:
+            project, result = _workflow(folder, app_name, handles, timeout, where)
+            outcome = read_outcome(project, fl=fl, run=_aggregator_run(where))
+        finally:
+            _stop_runs(handles)
     return _summary(folder, project, outcome, result.log_dir, time.perf_counter() - started)
 
 
 def _workflow(
-    folder: Path, app_name: str, handles: dict[str, RunHandle], timeout: float
+    folder: Path,
+    app_name: str,
+    handles: dict[str, RunHandle],
+    timeout: float,
+    where: Where | None = None,
 ) -> tuple[Path, SimulationResult]:
     """The seven steps; returns the project and the simulation's result.
 
@@ -255,13 +329,13 @@ def _workflow(
     stop them whatever happens.
     """
     import syft_flwr
-    from syft_flwr.rds import setup_rds_server
 
+    where = where or Where.local(folder)
     steps = Steps(total=7)
     with steps.step("Data owners publish the dataset (private part stays private)"):
         admins = {}
         for i, email in enumerate(DO_EMAILS, start=1):
-            server = setup_rds_server(email=email, root_dir=folder, key=NETWORK_KEY, reset=True)
+            server = where.setup(email)
             admin = server.init_session(host=email)
             admin.dataset.create(
                 name=DATASET,
@@ -274,11 +348,17 @@ def _workflow(
             _say(f"{email}: published {DATASET} ({_rows(_data_dir(i) / 'mock')} mock rows)")
 
     with steps.step("Data scientist logs in as a guest and explores the mock data"):
-        ds = setup_rds_server(email=DS_EMAIL, root_dir=folder, key=NETWORK_KEY, reset=True)
-        guests = {email: ds.init_session(host=email) for email in DO_EMAILS}
+        ds = where.setup(DS_EMAIL)
+        guests = {
+            email: where.eventually(lambda e=email: ds.init_session(host=e), f"{email}'s keys")
+            for email in DO_EMAILS
+        }
         mock_paths = []
-        for email, guest in guests.items():
-            dataset = guest.dataset.get(name=DATASET)
+        for i, (email, guest) in enumerate(guests.items(), start=1):
+            dataset = where.eventually(
+                lambda g=guest, i=i: _synced_dataset(g, _rows(_data_dir(i) / "mock")),
+                f"{email}'s dataset",
+            )
             mock_paths.append(dataset.get_mock_path())
             try:
                 dataset.get_private_path()
@@ -303,7 +383,7 @@ def _workflow(
             if (project / sub).exists():
                 shutil.move(project / sub, folder / "ds_outputs" / f"mock_{sub}")
         _say(
-            f"simulation: {result.rounds} round(s) in {result.duration:.2f} s; "
+            f"simulation: {plural(result.rounds, 'round')} in {result.duration:.2f} s; "
             f"mock outputs in {mock_figures.parent}"
         )
 
@@ -321,8 +401,12 @@ def _workflow(
     with steps.step("Data owners review the code, approve it and start it on private data"):
         reviewed: set[str] = set()
         for email, admin in admins.items():
-            pending = admin.job.get_all(status="pending_code_review")
-            job = next(j for j in pending if j.uid == jobs[email].uid)
+            job = where.eventually(
+                lambda a=admin, uid=jobs[email].uid: next(
+                    j for j in a.job.get_all(status="pending_code_review") if j.uid == uid
+                ),
+                f"the job submitted to {email}",
+            )
             if job.code_sha256 in reviewed:
                 _say(
                     f"{email} reviews job {job.uid}: the same code as above (sha256 "
@@ -370,20 +454,56 @@ def _workflow(
                 raise DemoError(f"{email}'s job ended as {job.status}")
             admin.job.share_results(job)
             _say(f"{email}: job completed; logs and results shared with {DS_EMAIL}")
+        if where.synced:
+            for email, guest in guests.items():
+                results = where.eventually(
+                    lambda g=guest, uid=jobs[email].uid: g.job.get_results(uid),
+                    f"the results {email} shared",
+                )
+                _say(f"{DS_EMAIL} received {email}'s results: {results}")
 
     return project, result
+
+
+def _aggregator_run(where: Where) -> RunInfo:
+    """The data scientist's run on its network (the newest one it registered)."""
+    from syft_flwr.monitor.runs import list_runs
+    from syft_flwr.network import Network
+
+    root_dir, key = where.roots[DS_EMAIL]
+    runs = list_runs(Network.at(root_dir, key), aggregator=DS_EMAIL)
+    if not runs:
+        raise DemoError(f"the aggregator registered no run on the network in {root_dir}")
+    return runs[0]
+
+
+def _synced_dataset(guest: Any, mock_rows: int) -> Any:
+    """The demo dataset as the guest sees it once its mock data arrived in full."""
+    dataset = guest.dataset.get(name=DATASET)
+    return dataset if _rows(Path(dataset.get_mock_path())) >= mock_rows else None
 
 
 def _summary(folder: Path, project: Path, outcome: Outcome, log_dir: Path, total: float) -> str:
     """The closing table (from what the run reported) and where its outputs are."""
     lines = [
         "",
-        f"Summary (as reported by the run in {outcome.source})",
+        f"Summary (as reported by the run: its events and {outcome.source})",
         f"  datasites:         {', '.join(outcome.datasites)} ({len(outcome.datasites)})",
         f"  rows contributed:  {outcome.rows} ({outcome.rows_detail})",
         f"  rounds:            {outcome.rounds}",
+    ]
+    for name, label in (
+        ("accuracy", "final accuracy"),
+        ("auc", "final AUC"),
+        ("loss", "final loss"),
+    ):
+        if name in outcome.metrics:
+            lines.append(f"  {label + ':':<19}{outcome.metrics[name]:.4f}")
+    lines += [
         f"  total time:        {total:.1f} s",
     ]
+    if outcome.run_id is not None:
+        lines.append(f"  run:               {outcome.run_id} (its events: runs/{outcome.run_id}/)")
     for sub in ("figures", "weights"):
         names = sorted(p.name for p in (project / sub).glob("*") if p.is_file())
         if names:

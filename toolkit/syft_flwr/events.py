@@ -68,9 +68,12 @@ class RunStarted(Event):
 
 @dataclass(frozen=True)
 class RoundStarted(Event):
+    """A round's first exchange went out; ``timeout_s`` is how long it waits for replies."""
+
     kind: ClassVar[str] = "round_start"
     round: int
     datasites: tuple[str, ...]
+    timeout_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,17 @@ class RoundFinished(Event):
 
 
 @dataclass(frozen=True)
+class RoundMetrics(Event):
+    """The strategy's aggregated metrics of server round ``round``, as the ServerApp reports
+    them (``DatasiteGrid.report_metrics``), e.g. ``{"loss": .., "accuracy": .., "auc": ..}``.
+    Round 0 is the initial model's evaluation."""
+
+    kind: ClassVar[str] = "round_metrics"
+    round: int
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
 class FileRefused(Event):
     """A file in the aggregator's inbox was refused; ``refusal`` is one of
     :data:`syft_flwr.transport.errors.KINDS`, ``sender`` the sender it claimed (if known).
@@ -171,11 +185,37 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ReplyReceived,
         DatasiteMissing,
         RoundFinished,
+        RoundMetrics,
         FileRefused,
         LateReply,
         RunFinished,
     )
 }
+
+
+def count_rounds(server_rounds: Iterable[int | None]) -> int:
+    """A run's rounds, the one count every view shows, from the ``server_round`` of each
+    finished exchange (``RoundFinished``): the distinct server rounds >= 1. Exchanges without
+    a round number (a statistics query before training) and round 0 (the initial model's
+    evaluation) are not rounds, unless no exchange of the run carries a number: then each
+    exchange is one."""
+    rounds = list(server_rounds)
+    numbered = {n for n in rounds if n is not None}
+    if not numbered:
+        return len(rounds)
+    return len({n for n in numbered if n >= 1})
+
+
+def clean_metrics(values: Any) -> dict[str, float]:
+    """The finite numbers of ``values`` (a MetricRecord or a dict), as floats; lists, text,
+    booleans, NaN and infinities are left out."""
+    out: dict[str, float] = {}
+    for key, value in dict(values or {}).items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if value == value and abs(value) != float("inf"):
+            out[str(key)] = float(value)
+    return out
 
 
 def event_to_json(event: Event) -> str:

@@ -30,6 +30,7 @@ from syft_flwr.config import (
     load_project_config,
 )
 from syft_flwr.errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, SyftFlwrError
+from syft_flwr.logs import LEVEL_ENV, enable_logging, log_failure
 from syft_flwr.utils import DATA_DIR_ENV
 
 if TYPE_CHECKING:
@@ -109,6 +110,7 @@ def run_aggregator(
         monitor_run,
         wait_for_datasites,
     )
+    from syft_flwr.monitor.progress import WaitProgress
     from syft_flwr.transport import DatasiteGrid
 
     run_id = secrets.randbits(62) + 1
@@ -121,6 +123,7 @@ def run_aggregator(
         )
         if monitor.metrics_port:
             logger.info(f"Prometheus metrics on http://127.0.0.1:{monitor.metrics_port}/metrics")
+        progress = WaitProgress()
         grid = DatasiteGrid(
             network,
             config.app_name,
@@ -129,7 +132,7 @@ def run_aggregator(
             timeout=timeout,
             run_id=run_id,
             run_config=run_config,
-            subscribers=[monitor, HeartbeatSubscriber(heartbeat)],
+            subscribers=[monitor, HeartbeatSubscriber(heartbeat), progress],
             settings=settings,
         )
         outcome = AggregatorOutcome(report=grid.report)
@@ -138,7 +141,7 @@ def run_aggregator(
             context.node_config["project-dir"] = str(project_dir)
             server_app(grid, context)
         except BaseException as exc:  # reported, never swallowed as success
-            logger.exception(f"the ServerApp of {config.app_name} failed: {exc}")
+            log_failure(f"the ServerApp of {config.app_name} failed", exc)
             outcome.error = exc
         finally:
             try:
@@ -152,8 +155,35 @@ def run_aggregator(
                 failures[email] = f"ServerApp raised {outcome.error!r}"
             grid.finish(ok=not failures, failures=failures)  # refused files alone: warnings
             grid.close()
+            progress.close()
             monitor.close()
+            _draw_training(project_dir, run_id, grid.report.metrics, config.app_name)
     return outcome
+
+
+def _draw_training(project_dir: Path, run_id: int, metrics: dict, app: str) -> None:
+    """The run's loss/accuracy/AUC figure; a figure that cannot be drawn is only a warning."""
+    from syft_flwr.monitor.figures import write_training_figures
+
+    try:
+        for path in write_training_figures(project_dir, run_id, metrics, app):
+            logger.info(f"training figure: {path}")
+    except (OSError, ValueError) as exc:
+        logger.warning(f"could not draw the training figure: {exc}")
+
+
+#: what every datasite's node_config says, as in syft-flwr 0.5: a datasite's own data is
+#: the whole data set, so it is partition 0 of 1
+SINGLE_PARTITION = {"partition-id": 0, "num-partitions": 1}
+
+
+def datasite_node_config(
+    run_config: dict[str, Any], overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A datasite's ``node_config`` before ``data-path`` is added: the run config (the app's
+    ``[tool.flwr.app.config]`` with the run's overrides), ``partition-id = 0``,
+    ``num-partitions = 1``, then the data owner's own ``overrides`` (its node config)."""
+    return {**run_config, **SINGLE_PARTITION, **(overrides or {})}
 
 
 def datasite_node(
@@ -169,7 +199,10 @@ def datasite_node(
     heartbeat: Heartbeat | None = None,
     settings: TransportSettings | None = None,
 ) -> DatasiteNode:
-    """The node that serves the loaded ``client_app`` for datasite ``email`` on ``data_dir``."""
+    """The node that serves the loaded ``client_app`` for datasite ``email`` on ``data_dir``.
+
+    Its ``node_config`` is :func:`datasite_node_config` of ``run_config`` and ``node_config``.
+    """
     from syft_flwr.transport import DatasiteNode
 
     return DatasiteNode(
@@ -179,7 +212,7 @@ def datasite_node(
         config.aggregator,
         client_app,
         data_path=Path(data_dir),
-        node_config=node_config,
+        node_config=datasite_node_config(run_config, node_config),
         run_config=run_config,
         idle_timeout=idle_timeout,
         heartbeat=heartbeat,
@@ -294,8 +327,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _configure_logging() -> None:
-    logger.remove()
-    logger.add(sys.stderr, level=os.environ.get("SYFT_FLWR_LOG_LEVEL", "INFO"))
+    enable_logging(os.environ.get(LEVEL_ENV, "INFO"))
 
 
 def main(project_dir: Path, argv: list[str] | None = None) -> int:
@@ -319,7 +351,10 @@ def main(project_dir: Path, argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
+    from syft_flwr.syftbox.run import prepare_syftbox_run
+
     try:
+        prepare_syftbox_run(identity, config, role)
         if role == "aggregator":
             return _aggregate(project_dir, identity, config, args)
         return _serve(project_dir, identity, config, args)

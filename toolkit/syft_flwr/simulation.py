@@ -11,12 +11,14 @@ Messages travel as files, exactly as in a real run. Any failure raises
 
 from __future__ import annotations
 
+import importlib
 import re
 import resource
 import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Generator
 from concurrent.futures import wait
 from dataclasses import dataclass, field
 from functools import partial
@@ -26,9 +28,10 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from syft_flwr import collector
-from syft_flwr.config import load_project_config
+from syft_flwr.apps import FlowerApps, load_apps, release
+from syft_flwr.config import ProjectConfig, load_project_config
 from syft_flwr.crypto import create_party
-from syft_flwr.errors import SyftFlwrError
+from syft_flwr.errors import SyftFlwrError, UsageError
 from syft_flwr.network.layout import Network
 from syft_flwr.party_logs import party_context, party_log_files
 from syft_flwr.runtime import datasite_node, describe_node_result, run_aggregator, run_config_for
@@ -39,6 +42,8 @@ if TYPE_CHECKING:
 
 LOG_FOLDER = "simulation_logs"
 OUTPUT_FOLDERS = ("figures", "weights")
+#: loaded with the app, while the collector is paused
+_RUNTIME_MODULES = ("syft_flwr.monitor", "syft_flwr.transport.pool", "syft_flwr.transport.settings")
 #: how long the datasites have, once the ServerApp is done, to read their stop message
 _STOP_GRACE = 30.0
 
@@ -64,6 +69,24 @@ class SimulationResult:
     log_dir: Path
     duration: float
     report: Any = field(repr=False, default=None)
+    #: server round -> the metrics the ServerApp reported (the run's RoundMetrics events)
+    metrics: dict[int, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def final_metrics(self) -> dict[str, float]:
+        """The last reported round's metrics ({} when the app reported none)."""
+        return dict(self.metrics[max(self.metrics)]) if self.metrics else {}
+
+    def __bool__(self) -> bool:
+        """True: a result exists only for a run that succeeded (a failure raises), so
+        syft-flwr 0.5's ``if syft_flwr.run(...):`` reads the same."""
+        return True
+
+    def __await__(self) -> Generator[Any, None, SimulationResult]:
+        """``await syft_flwr.run(...)`` (syft-flwr 0.5 in a notebook) gives the result: the run
+        has already finished when ``run`` returns."""
+        return self
+        yield  # a generator that returns at once
 
 
 def _check_inputs(project_dir: Path, mock_paths: list[Path], datasites: tuple[str, ...]) -> None:
@@ -151,12 +174,13 @@ def _open_files_for(parties: int) -> None:
 
 def run(
     project_dir: Path | str,
-    mock_paths: list[Path | str],
+    mock_paths: list[Path | str] | None = None,
     *,
     run_config: dict[str, Any] | None = None,
     timeout: float | None = None,
     network_dir: Path | str | None = None,
     metrics_port: int | None = None,
+    mock_dataset_paths: list[Path | str] | None = None,
 ) -> SimulationResult:
     """Simulate the bootstrapped Flower app in ``project_dir`` on one mock folder per datasite.
 
@@ -167,19 +191,42 @@ def run(
     is thrown away afterwards unless ``network_dir`` names where to keep it (point
     ``syft-flwr dashboard`` at it to watch the run); ``metrics_port`` serves Prometheus metrics
     during the run. Raises :class:`SimulationError` naming each datasite that failed.
+    ``mock_dataset_paths`` is syft-flwr 0.5's name for ``mock_paths``.
     """
+    mock_paths = mock_paths if mock_paths is not None else mock_dataset_paths
+    if mock_paths is None:
+        raise UsageError("pass one mock data folder per datasite: run(project_dir, [mock1, ...])")
     collector.skip_collections_at_exit()  # a script's exit after a run: ~0.5 s less
     project_dir = Path(project_dir).expanduser().resolve()
     config = load_project_config(project_dir)
     mocks = [Path(p).expanduser().resolve() for p in mock_paths]
     _check_inputs(project_dir, mocks, config.datasites)
     with collector.loading_long_lived():  # flwr, the transport and the app load here
-        from syft_flwr.apps import load_apps
-        from syft_flwr.monitor import Heartbeat
-        from syft_flwr.transport.pool import NodePool
-        from syft_flwr.transport.settings import TransportSettings
-
+        for module in _RUNTIME_MODULES:
+            importlib.import_module(module)
         apps = load_apps(project_dir)
+    try:
+        return _simulate(
+            project_dir, config, mocks, apps, run_config, timeout, network_dir, metrics_port
+        )
+    finally:
+        release(project_dir)  # the app imported itself freely during the run; not after
+
+
+def _simulate(
+    project_dir: Path,
+    config: ProjectConfig,
+    mocks: list[Path],
+    apps: FlowerApps,
+    run_config: dict[str, Any] | None,
+    timeout: float | None,
+    network_dir: Path | str | None,
+    metrics_port: int | None,
+) -> SimulationResult:
+    from syft_flwr.monitor import Heartbeat
+    from syft_flwr.transport.pool import NodePool
+    from syft_flwr.transport.settings import TransportSettings
+
     full_config = run_config_for(project_dir, run_config, resume=False)
     settings = TransportSettings.from_env(msg_timeout=timeout)
 
@@ -258,6 +305,7 @@ def run(
     if failures:
         failures = {who: _with_hint(why) for who, why in failures.items()}
         lines = "\n".join(f"  - {who}: {why}" for who, why in failures.items())
+        print(f"syft_flwr.run: logs of the {len(parties)} parties in {log_dir}", flush=True)
         raise SimulationError(
             f"simulation of {config.app_name} failed:\n{lines}\nlogs: {log_dir}",
             failures,
@@ -265,6 +313,7 @@ def run(
         )
     if report.quarantined:
         logger.warning(f"simulation of {config.app_name}: {report.summary()}")
+    print(f"syft_flwr.run: logs of the {len(parties)} parties in {log_dir}", flush=True)
     return SimulationResult(
         project_dir=project_dir,
         app_name=config.app_name,
@@ -274,4 +323,5 @@ def run(
         log_dir=log_dir,
         duration=duration,
         report=report,
+        metrics=dict(report.metrics),
     )

@@ -70,3 +70,8 @@ def run_syft_flwr() -> bool:
     It only says a path was provided; :func:`get_syftbox_dataset_path` checks it exists.
     """
     return _dataset_path.get() is not None or bool(os.environ.get(DATA_DIR_ENV))
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``"1 round"``, ``"2 rounds"``, ``"1 reply"``, ``"3 replies"`` (``many`` when not +s)."""
+    return f"{count} {word if count == 1 else (many or word + 's')}"

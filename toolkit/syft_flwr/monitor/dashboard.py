@@ -1,6 +1,10 @@
 """A live dashboard of the federation, served by the standard library (no web framework).
 
-``GET /``                    the page (inline CSS/JS; refreshes itself every second)
+``GET /``                    the page (inline CSS/JS), updated by the server's pushes
+``GET /api/stream?run=<id>`` server-sent events: a ``state`` event (participants with a short
+                             CPU history, the network's mean CPU, runs, figures, the shown
+                             run's rounds and training metrics) each time it changes
+``GET /api/state``           the same state, once
 ``GET /api/participants``    datasites with online state, heartbeat age and load
 ``GET /api/runs``            registered runs, newest first (summaries)
 ``GET /api/runs/<run_id>``   one run: per-round progress and per-datasite latency
@@ -16,58 +20,46 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from loguru import logger
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from syft_flwr.logs import log_failure
 from syft_flwr.monitor.dashboard_page import PAGE
+from syft_flwr.monitor.live import FIGURE_TYPES, Sampler, figures_payload
 from syft_flwr.monitor.metrics import ParticipantCollector
 from syft_flwr.monitor.participants import DEFAULT_OFFLINE_AFTER, list_participants
-from syft_flwr.monitor.runs import RunInfo, get_run, latest_files, list_runs
+from syft_flwr.monitor.runs import get_run, list_runs
 from syft_flwr.network.layout import Network
 
-FIGURE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
-FIGURES_PER_PROJECT = 12
-FIGURES_TOTAL = 24
+#: a page that has not heard from the server for this long gets a keep-alive comment
+KEEPALIVE = 15.0
 _CSP = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
     "img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'"
 )
+__all__ = ["DashboardServer", "figures_payload", "resolve_figure", "serve_dashboard"]
 
 
-def figures_payload(runs: list[RunInfo]) -> list[dict[str, Any]]:
-    """The newest figures, one listing per project folder (its newest run names them)."""
-    seen: set[Path] = set()
-    found = []
-    for run in runs:  # newest first
-        folder = run.figures_dir
-        if folder in seen:
-            continue
-        seen.add(folder)
-        for path in latest_files(folder, tuple(FIGURE_TYPES), FIGURES_PER_PROJECT):
-            st = path.stat()
-            found.append(
-                {
-                    "run_id": run.run_id,
-                    "app_name": run.app_name,
-                    "name": path.name,
-                    "url": f"/figures/{run.run_id}/{path.name}?v={st.st_mtime_ns}",
-                    "mtime": st.st_mtime,
-                    "size": st.st_size,
-                }
-            )
-    found.sort(key=lambda f: f["mtime"], reverse=True)
-    return found[:FIGURES_TOTAL]
+def pick_run(runs: list[dict[str, Any]], wanted: str | None) -> str | None:
+    """The run a page shows: the one it asked for, else a running one, else the newest."""
+    ids = [r["run_id"] for r in runs]
+    if wanted in ids:
+        return wanted
+    running = [r["run_id"] for r in runs if r["status"] in ("running", "starting")]
+    return running[0] if running else (ids[0] if ids else None)
 
 
 def resolve_figure(network: Network, run_id: str, name: str, **kwargs: Any) -> Path | None:
-    """The file ``name`` directly inside run ``run_id``'s figures folder, or None.
+    """The file ``name`` directly inside run ``run_id``'s figures folder (or its own folder,
+    ``runs/<run_id>/``: its training figure), or None.
 
     Refuses anything else: other folders, ``..``, hidden files, symlinks pointing out, other
     file types.
@@ -79,14 +71,15 @@ def resolve_figure(network: Network, run_id: str, name: str, **kwargs: Any) -> P
     run = get_run(network, run_id, **kwargs)
     if run is None:
         return None
-    try:
-        folder = run.figures_dir.resolve(strict=True)
-        path = (folder / name).resolve(strict=True)
-    except (OSError, RuntimeError):
-        return None
-    if path.parent != folder or not path.is_file():
-        return None
-    return path
+    for where in (run.figures_dir, run.events_path.parent):
+        try:
+            folder = where.resolve(strict=True)
+            path = (folder / name).resolve(strict=True)
+        except (OSError, RuntimeError):
+            continue
+        if path.parent == folder and path.is_file():
+            return path
+    return None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -120,12 +113,51 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         try:
-            self._route(urlsplit(self.path).path)
+            url = urlsplit(self.path)
+            self.server.hits[url.path] += 1
+            if url.path == "/api/stream":
+                self._stream(parse_qs(url.query).get("run", [None])[0])
+                return
+            self._route(url.path)
         except (BrokenPipeError, ConnectionResetError):
             pass
         except Exception as exc:  # a bad request must not take the dashboard down
-            logger.exception(f"dashboard: {self.path} failed")
+            log_failure(f"dashboard: {self.path} failed", exc)
             self._json({"error": f"{type(exc).__name__}: {exc}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
+
+    def _state(self, snapshot: dict[str, Any], wanted: str | None) -> dict[str, Any]:
+        """A sample, with the detail of the run the page shows."""
+        chosen = pick_run(snapshot.get("runs", []), wanted)
+        run = None
+        if chosen is not None:
+            info = get_run(self.server.network, chosen, offline_after=self.server.offline_after)
+            run = info.to_dict(detail=True) if info is not None else None
+        return {**snapshot, "selected": chosen, "run": run}
+
+    def _stream(self, wanted: str | None) -> None:
+        """Server-sent events: a ``state`` event whenever the federation's state changes."""
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Security-Policy", _CSP)
+        self.end_headers()
+        sampler = self.server.sampler
+        version, _ = sampler.latest()
+        version -= 1  # send the latest sample at once
+        last_body, last_write = "", time.monotonic()
+        self.wfile.write(b"retry: 1000\n\n")
+        while not sampler.stopped:
+            version, snapshot = sampler.wait_newer(version, KEEPALIVE)
+            body = json.dumps(self._state(snapshot, wanted), default=str)
+            if body != last_body:
+                self.wfile.write(f"event: state\ndata: {body}\n\n".encode())
+                last_body, last_write = body, time.monotonic()
+            elif time.monotonic() - last_write >= KEEPALIVE:
+                self.wfile.write(b": keep-alive\n\n")
+                last_write = time.monotonic()
+            self.wfile.flush()
+            self.server.pushed += 1
 
     def _route(self, path: str) -> None:
         network, offline_after = self.server.network, self.server.offline_after
@@ -151,6 +183,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._not_found(f"no run {run_id!r} is registered on this network")
             else:
                 self._json(run.to_dict(detail=True))
+        elif path == "/api/state":
+            _, snapshot = self.server.sampler.latest()
+            self._json(self._state(snapshot, None))
         elif path == "/api/figures":
             runs = list_runs(network, offline_after=offline_after)
             self._json({"figures": figures_payload(runs)})
@@ -183,6 +218,9 @@ class _Server(ThreadingHTTPServer):
         self.offline_after = offline_after
         self.registry = CollectorRegistry()
         self.registry.register(ParticipantCollector(network, offline_after=offline_after))
+        self.sampler = Sampler(network, offline_after)
+        self.pushed = 0  # state events written to pages (for tests and curiosity)
+        self.hits: Counter[str] = Counter()  # requests per path
         super().__init__(address, _Handler)
 
 
@@ -204,6 +242,7 @@ class DashboardServer:
         return f"http://{host}:{self.port}/"
 
     def shutdown(self) -> None:
+        self.server.sampler.stop()  # ends every page's event stream
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
@@ -231,6 +270,7 @@ def serve_dashboard(
             f"cannot serve the dashboard on {host}:{port}: {exc.strerror}; "
             "choose another --port (0 picks a free one)",
         ) from exc
+    server.sampler.start()
     thread = threading.Thread(
         target=server.serve_forever,
         kwargs={"poll_interval": 0.2},

@@ -1,11 +1,13 @@
 """The dashboard's single HTML page: inline CSS and JS, nothing fetched from elsewhere.
 
-The page polls the JSON endpoints of :mod:`syft_flwr.monitor.dashboard` every second and
-builds the DOM with ``textContent`` only (no HTML from data). Elements carry stable ids,
-classes and ``data-*`` attributes for tests: ``#participants tr[data-datasite]``,
-``#runs tr[data-run-id][data-rounds-completed][data-status]``, ``#run-detail[data-run-id]``,
-``#rounds tr[data-round] td[data-datasite][data-result]``, ``#latency [data-datasite]``,
-``#figures figure[data-run-id][data-name]``.
+The page listens to the server's pushes (server-sent events, ``/api/stream``; no polling)
+and builds the DOM with ``textContent`` only (no HTML from data). Elements carry stable ids,
+classes and ``data-*`` attributes for tests: ``#participants tr[data-datasite]`` (with a
+``svg.spark`` of its CPU), ``#cpu-mean[data-mean]``, ``#runs tr[data-run-id][data-rounds-completed]
+[data-status]``, ``#run-detail[data-run-id]``, ``#charts svg.chart[data-metric]`` with one
+``circle[data-round][data-value]`` per round, ``#rounds tr[data-round] td[data-datasite]
+[data-result]``, ``#latency [data-datasite]``, ``#figures figure[data-run-id][data-name]``
+(a click opens ``#lightbox``); ``body[data-updates]`` counts the pushes the page received.
 """
 
 PAGE = r"""<!doctype html>
@@ -76,8 +78,30 @@ PAGE = r"""<!doctype html>
   .detail-head .big { font-size: 22px; font-weight: 600; }
   .failures { color: var(--bad); margin: 6px 0 0; white-space: pre-wrap; }
   .failures-cell { color: var(--bad); font-size: 12px; }
-  #figures .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(280px, 1fr));
-                   gap: 12px; }
+  #figures .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(460px, 1fr));
+                   gap: 14px; }
+  figure a { display: block; cursor: zoom-in; }
+  #lightbox { position: fixed; inset: 0; background: rgba(20, 24, 32, .86); display: flex;
+              align-items: center; justify-content: center; z-index: 10; cursor: zoom-out;
+              flex-direction: column; gap: 8px; }
+  #lightbox[hidden] { display: none; }
+  #lightbox img { max-width: 94vw; max-height: 88vh; background: #fff; border-radius: 4px; }
+  #lightbox .caption { color: #e6e9ef; font-size: 13px; }
+  .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(330px, 1fr));
+            gap: 12px; margin-bottom: 8px; }
+  .chart-box { border: 1px solid var(--line); border-radius: 6px; padding: 8px 10px; }
+  .chart-box h3 { margin: 0 0 4px; font-size: 13px; font-weight: 600; }
+  .chart-box h3 .last { float: right; font-weight: 600; color: var(--run); }
+  svg.chart { width: 100%; height: 170px; display: block; }
+  svg.chart .axis { stroke: var(--line); }
+  svg.chart .line { fill: none; stroke: var(--bar); stroke-width: 2; }
+  svg.chart circle { fill: var(--bar); }
+  svg.chart text { font-size: 10px; fill: var(--muted); }
+  svg.spark { width: 120px; height: 22px; vertical-align: middle; }
+  svg.spark polyline { fill: none; stroke: var(--bar); stroke-width: 1.5; }
+  svg.spark.big { width: 260px; height: 34px; }
+  .cpu-head { display: flex; gap: 14px; align-items: center; margin-bottom: 8px; }
+  .cpu-head .big { font-size: 22px; font-weight: 600; }
   figure { margin: 0; border: 1px solid var(--line); border-radius: 6px; overflow: hidden;
            background: #fff; }
   figure img { display: block; width: 100%; height: auto; }
@@ -94,9 +118,12 @@ PAGE = r"""<!doctype html>
 <main>
   <section id="participants-section">
     <h2>Datasites <span class="count" id="participants-count"></span></h2>
+    <div class="cpu-head"><span class="muted">network CPU (mean of online datasites)</span>
+      <span class="big" id="cpu-mean">–</span><span id="cpu-mean-history"></span></div>
     <div class="scroll"><table id="participants">
       <thead><tr><th>Datasite</th><th>State</th><th>Role</th><th class="num">Heartbeat</th>
-        <th>CPU proc / host</th><th>Memory proc / host</th><th>Running</th></tr></thead>
+        <th>CPU proc / host</th><th>CPU history (host)</th><th>Memory proc / host</th>
+        <th>Running</th></tr></thead>
       <tbody></tbody>
     </table></div>
     <div class="empty" id="participants-empty" hidden>No datasites on this network yet.</div>
@@ -117,10 +144,12 @@ PAGE = r"""<!doctype html>
       <span class="big" id="detail-app"></span>
       <span id="detail-status"></span>
       <span><span class="big" id="detail-rounds"></span>
-        <span class="muted">rounds completed</span></span>
+        <span class="muted" id="detail-rounds-label">rounds completed</span></span>
       <span class="muted" id="detail-times"></span>
     </div>
     <div class="failures" id="detail-failures" hidden></div>
+    <div id="charts-box"><h2 style="margin-top:14px">Training</h2>
+      <div class="charts" id="charts"></div></div>
     <h2 style="margin-top:14px">Per-round progress</h2>
     <div class="scroll"><table id="rounds"><thead></thead><tbody></tbody></table></div>
     <h2 style="margin-top:18px">Reply latency per datasite</h2>
@@ -132,12 +161,16 @@ PAGE = r"""<!doctype html>
     <div class="empty" id="figures-empty" hidden>No figures yet.</div>
   </section>
 </main>
+<div id="lightbox" hidden><img alt=""><span class="caption"></span></div>
+<svg id="svg-ns" width="0" height="0" aria-hidden="true"></svg>
 <script>
 "use strict";
-const REFRESH_MS = 1000;
 const $ = (id) => document.getElementById(id);
+const SVG = $("svg-ns").namespaceURI;  // the parser's SVG namespace, no URL in the page
 let selectedRun = null;
 let figuresKey = "";
+let updates = 0;
+let source = null;
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -150,8 +183,21 @@ function el(tag, attrs, ...children) {
   for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(c));
   return node;
 }
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined) continue;
+    if (k === "text") node.textContent = v; else node.setAttribute(k, String(v));
+  }
+  for (const c of children) node.append(c);
+  return node;
+}
 const badge = (text) => el("span", {class: "badge b-" + text.replace(/ /g, "-"), text});
 const num = (v) => typeof v === "number" && isFinite(v);
+// "1 reply", "2 replies", "1 round", "0 rounds"
+function plural(n, one, many) {
+  return n + " " + (n === 1 ? one : (many || one + "s"));
+}
 function fmtSeconds(s) {
   if (!num(s)) return "–";
   if (s < 1) return (s * 1000).toFixed(0) + " ms";
@@ -169,15 +215,27 @@ function fmtBytes(b) {
 }
 function fmtPct(p) { return num(p) ? p.toFixed(0) + "%" : "–"; }
 function fmtClock(epoch) { return num(epoch) ? new Date(epoch * 1000).toLocaleTimeString() : "–"; }
+function fmtValue(v) { return num(v) ? (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(4)) : "–"; }
 function meter(pct) {
   const m = el("span", {class: "meter"});
   m.append(el("span", {style: "width:" + Math.max(0, Math.min(100, pct || 0)) + "%"}));
   return m;
 }
-async function getJSON(url) {
-  const r = await fetch(url, {cache: "no-store"});
-  if (!r.ok) throw new Error(url + ": HTTP " + r.status);
-  return r.json();
+// a sparkline of values in 0..100 (CPU percent)
+function spark(values, big) {
+  const w = big ? 260 : 120, h = big ? 34 : 22;
+  const pts = values.filter(num);
+  const node = svg("svg", {class: "spark" + (big ? " big" : ""), viewBox: `0 0 ${w} ${h}`,
+                           preserveAspectRatio: "none", "data-points": pts.length});
+  if (pts.length > 1) {
+    const step = w / (pts.length - 1);
+    node.append(svg("polyline", {points: pts.map((v, i) =>
+      (i * step).toFixed(1) + "," + (h - 1 - (h - 2) * Math.min(100, Math.max(0, v)) / 100)
+        .toFixed(1)).join(" ")}));
+  }
+  node.append(svg("title", {text: pts.length ? "last " + plural(pts.length, "sample") +
+                                  ", now " + fmtPct(pts[pts.length - 1]) : "no samples yet"}));
+  return node;
 }
 
 function renderParticipants(data) {
@@ -186,8 +244,16 @@ function renderParticipants(data) {
   const online = list.filter((p) => p.online).length;
   $("participants-count").textContent = online + " / " + list.length + " online";
   $("participants-empty").hidden = list.length > 0;
+  const cpu = data.cpu || {};
+  const history = cpu.history || [];
+  const lastMean = history.length ? history[history.length - 1][1] : null;
+  $("cpu-mean").textContent = num(cpu.mean) ? fmtPct(cpu.mean) + " over " +
+    plural(cpu.online, "datasite") : (num(lastMean) ? "– (none online; last " +
+    fmtPct(lastMean) + ")" : "–");
+  $("cpu-mean").setAttribute("data-mean", num(cpu.mean) ? cpu.mean : "");
+  $("cpu-mean-history").replaceChildren(spark(history.map((s) => s[1]), true));
   const rows = list.map((p) => {
-    const cpu = p.cpu || {}, mem = p.memory || {}, run = p.running || {};
+    const c = p.cpu || {}, mem = p.memory || {}, run = p.running || {};
     const running = [run.app, run.job ? "job " + run.job : null,
                      run.round !== null && run.round !== undefined ? "round " + run.round : null]
       .filter(Boolean).join(" · ");
@@ -198,21 +264,15 @@ function renderParticipants(data) {
       el("td", {text: p.role || "–"}),
       el("td", {class: "num", "data-heartbeat-age": num(p.heartbeat_age) ? p.heartbeat_age : "",
                 text: fmtAge(p.heartbeat_age)}),
-      el("td", {}, fmtPct(cpu.process) + " / " + fmtPct(cpu.machine), meter(cpu.machine)),
+      el("td", {}, fmtPct(c.process) + " / " + fmtPct(c.machine), meter(c.machine)),
+      el("td", {"data-cpu-samples": (p.cpu_history || []).length},
+         spark((p.cpu_history || []).map((s) => s[1]))),
       el("td", {}, fmtBytes(mem.process_rss_bytes) + " / " + fmtPct(mem.machine_percent),
          meter(mem.machine_percent)),
       el("td", {class: "wrap", text: running || "–"}));
   });
   document.querySelector("#participants tbody").replaceChildren(...rows);
   return {online, total: list.length};
-}
-
-function pickRun(runs) {
-  const fromHash = decodeURIComponent((location.hash.match(/run=([^&]+)/) || [])[1] || "");
-  if (fromHash && runs.some((r) => r.run_id === fromHash)) return fromHash;
-  if (selectedRun && runs.some((r) => r.run_id === selectedRun)) return selectedRun;
-  const running = runs.find((r) => r.status === "running" || r.status === "starting");
-  return running ? running.run_id : (runs.length ? runs[0].run_id : null);
 }
 
 function renderRuns(runs, current) {
@@ -234,14 +294,57 @@ function renderRuns(runs, current) {
       el("td", {class: "wrap failures-cell", text: Object.entries(r.failures || {})
         .map(([e, why]) => e + ": " + why).join("; ")}));
     row.addEventListener("click", () => {
-      selectedRun = r.run_id;
       history.replaceState(null, "", "#run=" + encodeURIComponent(r.run_id));
-      refreshSoon();
+      connect();
     });
     return row;
   });
   document.querySelector("#runs tbody").replaceChildren(...rows);
   return active;
+}
+
+const CHARTS = [["loss", "Loss"], ["accuracy", "Accuracy"], ["auc", "AUC (ROC)"]];
+// one line chart per metric the run reported: x = round, y = value
+function chart(metric, title, points) {
+  const W = 330, H = 170, L = 44, R = 10, T = 10, B = 26;
+  const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
+  let lo = Math.min(...ys), hi = Math.max(...ys);
+  if (metric !== "loss") { lo = Math.min(lo, 0.5); hi = Math.max(hi, 1); }
+  if (hi - lo < 1e-9) { hi += 0.5; lo -= 0.5; }
+  const x0 = Math.min(...xs), x1 = Math.max(x0 + 1, ...xs);
+  const X = (x) => L + (W - L - R) * (x - x0) / (x1 - x0);
+  const Y = (y) => T + (H - T - B) * (1 - (y - lo) / (hi - lo));
+  const node = svg("svg", {class: "chart", "data-metric": metric, viewBox: `0 0 ${W} ${H}`,
+                           role: "img", "aria-label": title + " per round"});
+  node.append(svg("line", {class: "axis", x1: L, y1: H - B, x2: W - R, y2: H - B}),
+              svg("line", {class: "axis", x1: L, y1: T, x2: L, y2: H - B}));
+  for (const v of [lo, (lo + hi) / 2, hi]) {
+    node.append(svg("text", {x: L - 4, y: Y(v) + 3, "text-anchor": "end", text: v.toFixed(2)}));
+  }
+  for (const r of [x0, Math.round((x0 + x1) / 2), x1]) {
+    node.append(svg("text", {x: X(r), y: H - B + 14, "text-anchor": "middle", text: String(r)}));
+  }
+  node.append(svg("text", {x: (L + W - R) / 2, y: H - 2, "text-anchor": "middle", text: "round"}));
+  node.append(svg("polyline", {class: "line", points: points.map((p) =>
+    X(p[0]).toFixed(1) + "," + Y(p[1]).toFixed(1)).join(" ")}));
+  for (const [r, v] of points) {
+    node.append(svg("circle", {cx: X(r), cy: Y(v), r: 3, "data-round": r, "data-value": v},
+                    svg("title", {text: "round " + r + ": " + fmtValue(v)})));
+  }
+  const last = points[points.length - 1];
+  return el("div", {class: "chart-box"},
+    el("h3", {}, title, el("span", {class: "last", text: "round " + last[0] + ": " +
+                                                       fmtValue(last[1])})), node);
+}
+function renderCharts(run) {
+  const rounds = (run.rounds || []).filter((r) => r.metrics && Object.keys(r.metrics).length);
+  const boxes = CHARTS.map(([metric, title]) => {
+    const points = rounds.filter((r) => num(r.metrics[metric]))
+      .map((r) => [r.round, r.metrics[metric]]);
+    return points.length ? chart(metric, title, points) : null;
+  }).filter(Boolean);
+  $("charts-box").hidden = boxes.length === 0;
+  $("charts").replaceChildren(...boxes);
 }
 
 function renderDetail(run) {
@@ -255,12 +358,15 @@ function renderDetail(run) {
   $("detail-app").textContent = run.app_name;
   $("detail-status").replaceChildren(badge(run.status));
   $("detail-rounds").textContent = String(run.rounds_completed);
+  $("detail-rounds-label").textContent = (run.rounds_completed === 1 ? "round" : "rounds") +
+    " completed";
   $("detail-times").textContent = "started " + fmtClock(run.started_at) +
     (run.finished_at ? " · finished " + fmtClock(run.finished_at) : "") +
     " · aggregator " + run.aggregator;
   const failures = Object.entries(run.failures || {});
   $("detail-failures").hidden = failures.length === 0;
   $("detail-failures").textContent = failures.map(([e, why]) => e + ": " + why).join("\n");
+  renderCharts(run);
 
   const sites = [...new Set([...(run.datasites || []),
                              ...run.rounds.flatMap((r) => r.datasites || [])])];
@@ -293,14 +399,21 @@ function renderDetail(run) {
       el("span", {class: "mono", text: s.email}),
       track,
       el("span", {class: "muted", text: "mean " + fmtSeconds(s.mean_latency_s) + " · last " +
-        fmtSeconds(s.last_latency_s) + " · " + s.replies + " replies" +
-        (s.errors ? " · " + s.errors + " errors" : "") +
+        fmtSeconds(s.last_latency_s) + " · " + plural(s.replies, "reply", "replies") +
+        (s.errors ? " · " + plural(s.errors, "error") : "") +
         (s.missing ? " · " + s.missing + " missing" : "")}));
   });
   $("latency").replaceChildren(...(bars.length ? bars :
     [el("div", {class: "empty", text: "No replies yet."})]));
 }
 
+function openFigure(f) {
+  const box = $("lightbox");
+  box.querySelector("img").src = f.url;
+  box.querySelector("img").alt = f.name;
+  box.querySelector(".caption").textContent = f.name + " · " + f.app_name;
+  box.hidden = false;
+}
 function renderFigures(figures) {
   $("figures-count").textContent = figures.length ? String(figures.length) : "";
   $("figures-empty").hidden = figures.length > 0;
@@ -308,38 +421,57 @@ function renderFigures(figures) {
   if (key === figuresKey) return;
   figuresKey = key;
   const grid = document.querySelector("#figures .grid");
-  grid.replaceChildren(...figures.map((f) => el("figure", {class: "figure",
-      "data-run-id": f.run_id, "data-name": f.name},
-    el("img", {src: f.url, alt: f.name, loading: "lazy"}),
-    el("figcaption", {text: f.name + " · " + f.app_name + " · " + fmtClock(f.mtime)}))));
+  grid.replaceChildren(...figures.map((f) => {
+    const link = el("a", {href: f.url, target: "_blank", title: "open " + f.name},
+                    el("img", {src: f.url, alt: f.name, loading: "lazy"}));
+    link.addEventListener("click", (e) => { e.preventDefault(); openFigure(f); });
+    return el("figure", {class: "figure", "data-run-id": f.run_id, "data-name": f.name}, link,
+      el("figcaption", {text: f.name + " · " + f.app_name + " · " + fmtClock(f.mtime)}));
+  }));
 }
 
-let timer = null;
-function refreshSoon() { clearTimeout(timer); timer = setTimeout(refresh, 0); }
-async function refresh() {
-  clearTimeout(timer);
-  try {
-    const [parts, runs, figs] = await Promise.all([
-      getJSON("/api/participants"), getJSON("/api/runs"), getJSON("/api/figures")]);
-    const counts = renderParticipants(parts);
-    selectedRun = pickRun(runs.runs);
-    const active = renderRuns(runs.runs, selectedRun);
-    renderDetail(selectedRun ? await getJSON("/api/runs/" + encodeURIComponent(selectedRun))
-                             : null);
-    renderFigures(figs.figures);
-    $("summary").textContent = counts.online + "/" + counts.total + " datasites online · " +
-      active + " run" + (active === 1 ? "" : "s") + " running";
-    $("conn").textContent = "live · " + new Date().toLocaleTimeString();
-    $("conn").className = "";
-    document.body.setAttribute("data-updated", String(Date.now()));
-  } catch (err) {
-    $("conn").textContent = "disconnected: " + err.message;
-    $("conn").className = "down";
+function render(state) {
+  const counts = renderParticipants(state);
+  selectedRun = state.selected;
+  const active = renderRuns(state.runs || [], selectedRun);
+  renderDetail(state.run);
+  renderFigures(state.figures || []);
+  $("summary").textContent = counts.online + "/" + plural(counts.total, "datasite") +
+    " online · " + plural(active, "run") + " running";
+  updates += 1;
+  $("conn").textContent = "live · " + new Date().toLocaleTimeString();
+  $("conn").className = "";
+  document.body.setAttribute("data-updates", String(updates));
+  document.body.setAttribute("data-updated", String(Date.now()));
+  const seen = (document.body.getAttribute("data-seen-rounds") || "").split(",").filter(Boolean);
+  const now = state.run ? String(state.run.rounds_completed) : "";
+  if (now && seen[seen.length - 1] !== now) {
+    seen.push(now);
+    document.body.setAttribute("data-seen-rounds", seen.join(","));
   }
-  timer = setTimeout(refresh, REFRESH_MS);
 }
-window.addEventListener("hashchange", refreshSoon);
-refresh();
+
+function wanted() {
+  return decodeURIComponent((location.hash.match(/run=([^&]+)/) || [])[1] || "");
+}
+// one server-sent event stream; the server pushes a new state whenever something changed
+function connect() {
+  if (source) source.close();
+  const run = wanted();
+  source = new EventSource("/api/stream" + (run ? "?run=" + encodeURIComponent(run) : ""));
+  document.body.setAttribute("data-transport", "sse");
+  source.addEventListener("state", (e) => render(JSON.parse(e.data)));
+  source.onerror = () => {
+    $("conn").textContent = "reconnecting…";
+    $("conn").className = "down";
+  };
+}
+$("lightbox").addEventListener("click", () => { $("lightbox").hidden = true; });
+document.addEventListener("keydown", (e) => {
+  if (e.key === "Escape") $("lightbox").hidden = true;
+});
+window.addEventListener("hashchange", connect);
+connect();
 </script>
 </body>
 </html>

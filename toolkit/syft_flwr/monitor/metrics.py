@@ -8,6 +8,7 @@ Heartbeat ages are read from the network at scrape time by :class:`ParticipantCo
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -77,6 +78,34 @@ class RunMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.training_metric = Gauge(
+            f"{PREFIX}_training_metric",
+            "The latest value the ServerApp reported of a training metric (loss, accuracy, auc)",
+            ["metric"],
+            registry=r,
+        )
+        self.training_round = Gauge(
+            f"{PREFIX}_training_metric_round",
+            "The server round of the latest training metrics",
+            registry=r,
+        )
+        self.round_metric = Gauge(
+            f"{PREFIX}_round_metric",
+            "A training metric of one server round (round 0: the initial model)",
+            ["metric", "round"],
+            registry=r,
+        )
+        self.refused_files = Counter(
+            f"{PREFIX}_refused_files",
+            "Files the aggregator refused and set aside, by refusal kind (bad-mac, replay, ...)",
+            ["refusal"],
+            registry=r,
+        )
+        self.round_timeout = Gauge(
+            f"{PREFIX}_round_timeout_seconds",
+            "How long the current (or last) round waits for replies",
+            registry=r,
+        )
         self.failures = Counter(
             f"{PREFIX}_failures",
             "Failures per datasite; kind: error (the reply carried an error), missing (no reply "
@@ -84,6 +113,55 @@ class RunMetrics:
             ["datasite", "kind"],
             registry=r,
         )
+
+
+class RoundClock(Collector):
+    """``syft_flwr_round_elapsed_seconds``, computed when scraped: the round in progress's age,
+    or the last round's duration once it is over. Every scrape after :meth:`final` sets
+    :attr:`final_scraped`: the final values have been read."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._started: float | None = None  # time.monotonic() when the last round started
+        self._running = False
+        self._last = 0.0
+        self._final = False
+        self.final_scraped = threading.Event()
+
+    def started(self) -> None:
+        with self._lock:
+            self._started, self._running = time.monotonic(), True
+
+    def finished(self) -> None:
+        """An exchange of the round ended (a round may have two: train, then evaluate)."""
+        with self._lock:
+            if self._started is not None:
+                self._last = time.monotonic() - self._started
+            self._running = False
+
+    def final(self) -> None:
+        """The run is over: the next scrape reads its final values."""
+        with self._lock:
+            self._final = True
+
+    def _family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            f"{PREFIX}_round_elapsed_seconds",
+            "Seconds the round in progress has run (the last round's duration between rounds)",
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        yield self._family()
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        with self._lock:
+            running = self._running and self._started is not None
+            value = time.monotonic() - self._started if running else self._last  # type: ignore[operator]
+            if self._final:
+                self.final_scraped.set()
+        family.add_metric([], value)
+        yield family
 
 
 class ParticipantCollector(Collector):

@@ -15,6 +15,7 @@ missing        datasite, round, waited_s
 round_end      round, answered, failed ({email: reason}), exchange, server_round,
                message_types, sent_to, errors ({email: {code, reason}}), missing,
                timeout_s, duration_s
+round_metrics  round, metrics ({name: value}: what the ServerApp reported)
 refused        path, reason, refusal, sender, set_aside
 late_reply     datasite, why
 run_end        ok, failures ({email: reason})
@@ -25,27 +26,34 @@ run_end        ok, failures ({email: reason})
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
 from prometheus_client import CollectorRegistry
 
+from syft_flwr.errors import UsageError
 from syft_flwr.events import (
     DatasiteMissing,
     Event,
+    FileRefused,
     MessageSent,
     ReplyReceived,
     RoundFinished,
+    RoundMetrics,
     RoundStarted,
     RunFinished,
     RunStarted,
+    count_rounds,
     event_to_json,
 )
 from syft_flwr.monitor.metrics import (
     ParticipantCollector,
+    RoundClock,
     RunMetrics,
     start_metrics_server,
     stop_metrics_server,
@@ -54,6 +62,22 @@ from syft_flwr.monitor.participants import DEFAULT_OFFLINE_AFTER
 from syft_flwr.monitor.runs import register_run, run_events_path
 from syft_flwr.network.files import LineLog
 from syft_flwr.network.layout import Network
+
+#: how long a finished run's metrics stay served for a last scrape (three of the shipped
+#: config's 5 s scrape intervals), unless one comes sooner
+SCRAPE_GRACE = 15.0
+SCRAPE_GRACE_ENV = "SYFT_FLWR_METRICS_GRACE"
+
+
+def scrape_grace_from_env() -> float:
+    """``$SYFT_FLWR_METRICS_GRACE`` seconds, or :data:`SCRAPE_GRACE`."""
+    text = os.environ.get(SCRAPE_GRACE_ENV, "").strip()
+    if not text:
+        return SCRAPE_GRACE
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        raise UsageError(f"{SCRAPE_GRACE_ENV} must be a number of seconds, not {text!r}") from None
 
 
 class RunMonitor:
@@ -72,18 +96,23 @@ class RunMonitor:
         registry: CollectorRegistry | None = None,
         network: Network | None = None,
         offline_after: float = DEFAULT_OFFLINE_AFTER,
+        scrape_grace: float | None = None,
     ):
         self.events_path = Path(events_path)
         self.events_path.parent.mkdir(parents=True, exist_ok=True)
         self._log: LineLog | None = None
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = RunMetrics(self.registry)
+        self.clock = RoundClock()
+        self.registry.register(self.clock)
+        self.scrape_grace = scrape_grace_from_env() if scrape_grace is None else scrape_grace
+        self._finished = False
         self.network = network
         if network is not None:
             self.registry.register(ParticipantCollector(network, offline_after=offline_after))
         self._lock = threading.Lock()
         self._round_started_at: dict[int, float] = {}
-        self._rounds_done: set[int] = set()
+        self._exchanges: list[int | None] = []  # server_round of each finished exchange
         self._counted: set[tuple[int, str]] = set()  # (round, email) already counted as failed
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
@@ -95,6 +124,8 @@ class RunMonitor:
             ReplyReceived: self._reply_received,
             DatasiteMissing: self._datasite_missing,
             RoundFinished: self._round_finished,
+            RoundMetrics: self._round_metrics,
+            FileRefused: self._file_refused,
             RunFinished: self._run_finished,
         }
 
@@ -122,6 +153,9 @@ class RunMonitor:
     def _round_started(self, event: RoundStarted) -> None:
         self._round_started_at.setdefault(event.round, time.monotonic())
         self.metrics.current_round.set(event.round)
+        self.clock.started()
+        if event.timeout_s > 0:
+            self.metrics.round_timeout.set(event.timeout_s)
 
     def _message_sent(self, event: MessageSent) -> None:
         self.metrics.messages_sent.labels(datasite=event.datasite).inc()
@@ -145,20 +179,33 @@ class RunMonitor:
             if (event.round, email) not in self._counted:
                 self.metrics.failures.labels(datasite=email, kind="failed").inc()
                 self._counted.add((event.round, email))
-        self._rounds_done.add(event.round)
-        self.metrics.rounds_completed.set(len(self._rounds_done))
+        self._exchanges.append(event.server_round)
+        self.clock.finished()
+        self.metrics.rounds_completed.set(count_rounds(self._exchanges))
         started = self._round_started_at.get(event.round)
         if started is not None:
             self.metrics.round_duration.set(time.monotonic() - started)
 
+    def _round_metrics(self, event: RoundMetrics) -> None:
+        m = self.metrics
+        for name, value in event.metrics.items():
+            m.round_metric.labels(metric=name, round=str(event.round)).set(value)
+            m.training_metric.labels(metric=name).set(value)
+        m.training_round.set(event.round)
+
+    def _file_refused(self, event: FileRefused) -> None:
+        self.metrics.refused_files.labels(refusal=event.refusal).inc()
+
     def _run_finished(self, event: RunFinished) -> None:
         self.metrics.run_finished.set(1)
         self.metrics.run_succeeded.set(1 if event.ok and not event.failures else 0)
+        self._finished = True
+        self.clock.final()
 
     # -- metrics server -----------------------------------------------------------------------
     @property
     def rounds_completed(self) -> int:
-        return len(self._rounds_done)
+        return count_rounds(self._exchanges)
 
     @property
     def metrics_port(self) -> int | None:
@@ -172,12 +219,21 @@ class RunMonitor:
         return self._server.server_port
 
     def close(self) -> None:
-        """Close the events file; stop the metrics server, if one was started."""
+        """Close the events file; stop the metrics server, if one was started, once a scrape
+        has read the run's final values (at most :attr:`scrape_grace` seconds after the run
+        ended: a run shorter than the scrape interval is still seen)."""
         with self._lock:
             if self._log is not None:
                 self._log.close()
                 self._log = None
         if self._server is not None:
+            if self._finished and self.scrape_grace > 0 and not self.clock.final_scraped.is_set():
+                logger.info(
+                    f"keeping the metrics on port {self.metrics_port} up until a scrape reads "
+                    f"the final values (at most {self.scrape_grace:g} s, ${SCRAPE_GRACE_ENV})"
+                )
+                if not self.clock.final_scraped.wait(self.scrape_grace):
+                    logger.info("no scrape of the final metrics came; stopping their server")
             stop_metrics_server(self._server, self._server_thread)
             self._server = self._server_thread = None
 

@@ -24,9 +24,11 @@ from syft_flwr.events import (
     MessageSent,
     ReplyReceived,
     RoundFinished,
+    RoundMetrics,
     RoundStarted,
     RunFinished,
     RunStarted,
+    count_rounds,
     event_from_json,
 )
 from syft_flwr.monitor.heartbeat import utc_iso
@@ -88,6 +90,7 @@ class RoundInfo:
     answered: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     latency_s: dict[str, float] = field(default_factory=dict)  # last reply latency per datasite
+    metrics: dict[str, float] = field(default_factory=dict)  # what the ServerApp reported
     started_at: float | None = None
     finished_at: float | None = None
     finished: bool = False
@@ -145,10 +148,24 @@ class RunInfo:
     registered_at: float | None = None
     last_event_at: float | None = None
     events: int = 0
+    #: the server_round of every finished exchange, for :func:`count_rounds`
+    finished_exchanges: list[int | None] = field(default_factory=list, repr=False)
 
     @property
     def rounds_completed(self) -> int:
-        return sum(1 for r in self.rounds if r.finished)
+        """The run's rounds (:func:`~syft_flwr.events.count_rounds`), as every view counts."""
+        return count_rounds(self.finished_exchanges)
+
+    @property
+    def metrics(self) -> dict[int, dict[str, float]]:
+        """Server round -> the metrics the ServerApp reported for it."""
+        return {r.round: dict(r.metrics) for r in self.rounds if r.metrics}
+
+    @property
+    def final_metrics(self) -> dict[str, float]:
+        """The metrics of the last round that reported any."""
+        metrics = self.metrics
+        return metrics[max(metrics)] if metrics else {}
 
     @property
     def current_round(self) -> int | None:
@@ -174,6 +191,7 @@ class RunInfo:
             "last_event_at": self.last_event_at,
             "failures": self.failures,
             "events": self.events,
+            "final_metrics": self.final_metrics,
         }
         if detail:
             data["rounds"] = [dict(asdict(r), duration_s=r.duration_s) for r in self.rounds]
@@ -227,6 +245,7 @@ def read_events(path: Path) -> list[Event]:
 
 def _apply(run: RunInfo, events: list[Event]) -> None:
     rounds: dict[int, RoundInfo] = {}
+    run.finished_exchanges = []
 
     def round_of(number: object) -> RoundInfo | None:
         if not isinstance(number, int):
@@ -271,7 +290,10 @@ def _apply(run: RunInfo, events: list[Event]) -> None:
                     r.latency_s[ev.datasite] = latency
             case DatasiteMissing():
                 stats_of(ev.datasite).missing += 1
+            case RoundMetrics() if r := round_of(ev.round):
+                r.metrics.update(ev.metrics)
             case RoundFinished() if r := round_of(ev.round):
+                run.finished_exchanges.append(ev.server_round)
                 r.finished, r.finished_at = True, ts
                 r.failed.update({str(k): str(v) for k, v in dict(ev.failed or {}).items()})
                 r.answered = sorted((set(r.answered) | set(ev.answered)) - set(r.failed))

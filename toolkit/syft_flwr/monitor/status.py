@@ -89,7 +89,11 @@ def format_runs(runs: list[RunInfo]) -> str:
 
 
 def _network(root: Path, key: str) -> Network:
+    """The network ``root/key``; ``root`` itself when it is the network folder already."""
     network = Network.at(root, key)
+    given = Path(root).expanduser().resolve()
+    if not network.root.is_dir() and (given / "datasites").is_dir():
+        return Network(given)  # --root named the network folder itself
     if not network.root.is_dir():
         raise FileNotFoundError(
             f"no network at {network.root}: pass the --root (and --key) of an existing network, "

@@ -82,7 +82,10 @@ class Dataset:
     def __repr__(self) -> str:
         columns = ""
         if self.schema:
-            names = [c["name"] for f in self.schema.values() for c in f["columns"]]
+            # each column once, though several files (train.csv, test.csv) share it
+            names = list(
+                dict.fromkeys(c["name"] for f in self.schema.values() for c in f["columns"])
+            )
             columns = f", columns={names}"
         return (
             f"Dataset(name={self.name!r}, owner={self.owner!r}, summary={self.summary!r}, "

@@ -35,6 +35,8 @@ from syft_flwr.rds.runner import DEFAULT_TIMEOUT, RunHandle, check_run_options, 
 from syft_flwr.rds.signed import write_manifest
 from syft_flwr.rds.store import JobStore
 from syft_flwr.sandbox.limits import DEFAULT_LIMITS, SandboxLimits, load_dataset_limits
+from syft_flwr.syftbox.permissions import grant_job_inbox, share_job_results
+from syft_flwr.syftbox.workspace import is_syftbox
 
 #: what ``run.json`` of shared results tells about the run
 SHARED_RUN_FIELDS = (
@@ -182,6 +184,8 @@ class OwnerJobs(JobsView):
 
         record = self.store.update(uid, approve)
         self.mirror.publish(record)
+        if is_syftbox(self.network):  # the aggregator's messages must not be refused by the sync
+            grant_job_inbox(self.network, self.host, self.job_dir(uid) / "code")
         logger.info(f"approved job {record.name!r} ({uid}) from {record.submitter}")
         return self.job_from_request(record.request)
 
@@ -358,6 +362,8 @@ class OwnerJobs(JobsView):
             rec.shared_run = shared_run.n
             rec.set_status(JobStatus.SHARED)
 
+        if is_syftbox(self.network):  # readable by the submitter only, before it is there
+            share_job_results(self.network, self.host, uid, record.submitter)
         try:
             record = self.store.update(uid, shared)
         finally:

@@ -33,6 +33,8 @@ from syft_flwr.rds.owner_jobs import OwnerJobs
 from syft_flwr.rds.runner import DEFAULT_TIMEOUT, RunHandle
 from syft_flwr.rds.store import JobStore
 from syft_flwr.sandbox.limits import SandboxLimits, save_dataset_limits
+from syft_flwr.syftbox.permissions import write_datasite_permissions
+from syft_flwr.syftbox.workspace import is_syftbox
 
 if TYPE_CHECKING:  # the monitor is imported only when an admin session starts (cheap imports)
     from syft_flwr.monitor.presence import OwnerHeartbeat
@@ -260,4 +262,6 @@ def setup_rds_server(
     ):
         folder.mkdir(parents=True, exist_ok=True)
     identity = create_party(network, email)
+    if is_syftbox(network):
+        write_datasite_permissions(network, email)
     return RDSServer(RDSClient(email=email, network=network, identity=identity), limits, intake)

@@ -76,7 +76,7 @@ from syft_flwr.crypto.messages import (
 )
 from syft_flwr.network import validate_email, validate_name
 from syft_flwr.transport import flwr_compat
-from syft_flwr.transport.errors import MessageFileError
+from syft_flwr.transport.errors import IncompleteMessageError, MessageFileError
 from syft_flwr.transport.ids import is_message_id, new_message_id
 from syft_flwr.transport.settings import MAX_CLOCK_SKEW
 
@@ -559,7 +559,7 @@ def _authenticated(
 def _read_exact(f: BinaryIO, n: int, what: str) -> bytes:
     data = f.read(n)
     if len(data) != n:
-        raise MessageFileError(f"truncated: the {what} ends after {len(data)} of {n} bytes")
+        raise IncompleteMessageError(f"truncated: the {what} ends after {len(data)} of {n} bytes")
     return data
 
 
@@ -568,7 +568,7 @@ def _read_into(f: BinaryIO, view: memoryview, what: str) -> None:
     while filled < len(view):
         got = f.readinto(view[filled:])
         if not got:
-            raise MessageFileError(
+            raise IncompleteMessageError(
                 f"truncated: the {what} ends after {filled} of {len(view)} bytes"
             )
         filled += got
@@ -594,7 +594,7 @@ def read_envelope(
     """
     size = os.fstat(f.fileno()).st_size
     if size < PREFIX_SIZE:
-        raise MessageFileError(
+        raise IncompleteMessageError(
             f"truncated: {size} bytes, shorter than the {PREFIX_SIZE}-byte prefix"
         )
     magic, version, header_len, header_crc = _PREFIX.unpack(_read_exact(f, PREFIX_SIZE, "prefix"))
@@ -633,7 +633,7 @@ def read_envelope(
         )
     expected_size = PREFIX_SIZE + header_len + MAC_BYTES + envelope.body_length
     if size < expected_size:
-        raise MessageFileError(
+        raise IncompleteMessageError(
             f"truncated: the file has {size} bytes, the header announces {expected_size}",
             sender=claimed,
         )

@@ -15,6 +15,7 @@ and logged; nothing is decoded before it is authenticated.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from flwr.app import Message
 from syft_flwr.crypto import MessageKeys
 from syft_flwr.network import DirectoryWatcher, Network, validate_email, validate_name
 from syft_flwr.network.safe_read import UnsafeFileError, is_plain_path, open_regular
+from syft_flwr.syftbox.workspace import is_syftbox
 from syft_flwr.transport.codec import (
     FILE_SUFFIX,
     ChecksumCache,
@@ -37,9 +39,16 @@ from syft_flwr.transport.codec import (
     read_envelope,
     read_segments,
 )
+from syft_flwr.transport.errors import IncompleteMessageError, SyncFileTooLargeError
 from syft_flwr.transport.inbox import InboxFile, list_inbox, refuse, remove, write_message
 from syft_flwr.transport.report import QuarantinedFile
-from syft_flwr.transport.settings import POLL_INTERVAL, TransportSettings
+from syft_flwr.transport.settings import (
+    INCOMPLETE_RETRY,
+    POLL_INTERVAL,
+    SYNC_MAX_FILE_BYTES,
+    TransportSettings,
+    incomplete_grace,
+)
 
 #: what a screen returns to take a file without reading its body: the file is removed and
 #: ``receive`` returns the string (e.g. "stop", "late"); None reads the body
@@ -93,6 +102,13 @@ class Endpoint:
         #: names of refused files that could not be moved out of the inbox: skipped on later
         #: scans instead of being refused again on every one
         self._unmovable: set[str] = set()
+        #: over a sync: files shorter than their header says, by name -> (first seen, last
+        #: tried) on the monotonic clock; looked at again until complete or the grace ends
+        synced = is_syftbox(network)
+        self.incomplete_grace = incomplete_grace(synced)
+        #: the largest file the sync carries (None: no limit on one local folder)
+        self.sync_max_file = SYNC_MAX_FILE_BYTES if synced else None
+        self._incomplete: dict[str, tuple[float, float]] = {}
         self._watcher: DirectoryWatcher | None = None
 
     # -- the inbox ---------------------------------------------------------------------------
@@ -103,6 +119,12 @@ class Endpoint:
                 self.inbox, poll_interval=POLL_INTERVAL, on_arrival=self._on_arrival
             )
         return self
+
+    def __enter__(self) -> Endpoint:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         if self._watcher is not None:
@@ -131,10 +153,23 @@ class Endpoint:
             found = [InboxFile(name, os.path.join(folder, name)) for name in names]
         if self._unmovable:
             found = [entry for entry in found if entry.name not in self._unmovable]
+        if self._incomplete:
+            found += self._due_incomplete({entry.name for entry in found})
         return found
+
+    def _due_incomplete(self, listed: set[str]) -> list[InboxFile]:
+        """The incomplete files due for another look (not already in ``listed``)."""
+        now, folder = time.monotonic(), os.fspath(self.inbox)
+        return [
+            InboxFile(name, os.path.join(folder, name))
+            for name, (_, tried) in self._incomplete.items()
+            if name not in listed and now - tried >= INCOMPLETE_RETRY
+        ]
 
     def has_arrivals(self) -> bool:
         """Whether something arrived since the last :meth:`files` (never blocks)."""
+        if self._incomplete and self._due_incomplete(set()):
+            return True
         return self._watcher is not None and self._watcher.pending()
 
     def wait(self, timeout: float | None) -> bool:
@@ -142,6 +177,9 @@ class Endpoint:
         watcher = self._watcher
         if watcher is None:
             raise RuntimeError(f"{self.email}'s endpoint for {self.app_name} is not open")
+        if self._incomplete and (timeout is None or timeout > INCOMPLETE_RETRY):
+            # wake up to look at them again
+            return watcher.wait(INCOMPLETE_RETRY) or bool(self._due_incomplete(set()))
         return watcher.wait(timeout)
 
     def notify(self) -> None:
@@ -168,7 +206,7 @@ class Endpoint:
     ) -> EncodedMessage:
         """``message`` as a file to ``recipient``: authenticated, encrypted unless
         ``encrypt`` (default: the settings) says otherwise."""
-        return encode_message(
+        encoded = encode_message(
             message,
             sender=self.email,
             recipient=recipient,
@@ -179,6 +217,14 @@ class Endpoint:
             checksum_cache=checksum_cache,
             scratch=self.scratch,
         )
+        if self.sync_max_file is not None and encoded.size > self.sync_max_file:
+            self.scratch.done()
+            raise SyncFileTooLargeError(
+                f"the message to {recipient} is a {encoded.size / 2**20:.1f} MiB file, over "
+                f"the {self.sync_max_file / 2**20:.0f} MiB a SyftBox client syncs (it would "
+                "never arrive): send smaller arrays, e.g. fewer or lower-precision parameters"
+            )
+        return encoded
 
     def send(self, encoded: EncodedMessage, recipient: str) -> str:
         """Drop ``encoded`` into ``recipient``'s inbox; returns the file's path."""
@@ -239,11 +285,32 @@ class Endpoint:
             if check is not None:
                 check(message)
         except FileNotFoundError:
+            self._incomplete.pop(name, None)  # deleted or renamed (by the sync): harmless
+            return None
+        except IncompleteMessageError as exc:
+            if self._still_arriving(name):
+                return None
+            self.refuse(path, _late(exc, self.incomplete_grace))
             return None
         except MessageFileError as exc:
+            self._incomplete.pop(name, None)
             self.refuse(path, exc)
             return None
+        self._incomplete.pop(name, None)
         return Received(envelope, message, name, path, stat.st_size, stat.st_ino, stat.st_mtime_ns)
+
+    def _still_arriving(self, name: str) -> bool:
+        """Whether the incomplete file ``name`` may still be completed by the sync (within
+        the grace time since it was first seen); it is then looked at again later."""
+        if self.incomplete_grace <= 0:
+            return False
+        now = time.monotonic()
+        first, _ = self._incomplete.get(name, (now, now))
+        if now - first >= self.incomplete_grace:
+            self._incomplete.pop(name, None)
+            return False
+        self._incomplete[name] = (first, now)
+        return True
 
     def read_body(self, f: BinaryIO, envelope: Envelope) -> Message:
         """The message in the rest of an open file whose header was read (for a screen that
@@ -268,3 +335,15 @@ class Endpoint:
             if self._on_refused is not None:
                 self._on_refused(refused)
         return refused
+
+
+def _late(exc: IncompleteMessageError, grace: float) -> IncompleteMessageError:
+    """``exc`` saying how long the file was waited for."""
+    if grace <= 0:
+        return exc
+    return IncompleteMessageError(
+        f"{exc.reason} (still incomplete after the sync grace of {grace:.0f} s, "
+        "$SYFT_FLWR_INCOMPLETE_GRACE)",
+        kind=exc.kind,
+        sender=exc.sender,
+    )

@@ -34,3 +34,12 @@ class MessageFileError(SyftFlwrError, ValueError):
         self.reason = reason
         self.kind = kind
         self.sender = sender
+
+
+class IncompleteMessageError(MessageFileError):
+    """The file is shorter than its prefix or header says: a sync may still be writing it.
+    A reader over a sync leaves it in place for a grace time before refusing it."""
+
+
+class SyncFileTooLargeError(SyftFlwrError, ValueError):
+    """A message file larger than the file sync carries (SyftBox 0.4.0: 10 MiB)."""

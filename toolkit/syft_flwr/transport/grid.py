@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from flwr.app import ConfigRecord, Message
 from loguru import logger
@@ -22,10 +22,12 @@ from syft_flwr.events import (
     ReplyError,
     ReplyReceived,
     RoundFinished,
+    RoundMetrics,
     RoundStarted,
     RunFinished,
     RunStarted,
     Subscriber,
+    clean_metrics,
 )
 from syft_flwr.network import Network, validate_email
 from syft_flwr.transport import flwr_compat
@@ -288,7 +290,9 @@ class DatasiteGrid(RunGrid):
             ):
                 self._announce_run()
                 self._round = round_
-                self._events.publish(RoundStarted(round_, tuple(dict.fromkeys(sent_to))))
+                self._events.publish(
+                    RoundStarted(round_, tuple(dict.fromkeys(sent_to)), timeout_s=limit)
+                )
             ids = self._push(messages, round_)
             del messages
             emails = {request_id: self._requests[request_id].email for request_id in ids}
@@ -358,6 +362,13 @@ class DatasiteGrid(RunGrid):
             return ordered
 
     # -- syft_flwr extras --------------------------------------------------------------------
+    def report_metrics(self, server_round: int, metrics: Mapping[str, Any]) -> None:
+        """Record the strategy's aggregated metrics of ``server_round`` (loss, accuracy, ...:
+        the finite numbers of ``metrics``) as the run's ``RoundMetrics`` event."""
+        with self._lock:
+            self._announce_run()
+            self._events.publish(RoundMetrics(int(server_round), clean_metrics(metrics)))
+
     def stop_datasites(self) -> None:
         """Tell every datasite node of this app to stop serving. Every datasite is tried;
         if a stop message could not be written, the first such OSError is raised after."""

@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 
 from loguru import logger
 
+from syft_flwr.logs import log_failure
 from syft_flwr.transport.node import DatasiteNode, NodeResult
 
 
@@ -94,7 +95,7 @@ class NodePool:
                         return
             except BaseException as exc:  # the node's own errors are in its result
                 with served.context():
-                    logger.exception(f"datasite {node.email} crashed: {exc}")
+                    log_failure(f"datasite {node.email} crashed", exc)
                 self._finish(served, exc)
                 return
             with self._lock:

@@ -10,7 +10,16 @@ import threading
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
-from syft_flwr.events import Event, FileRefused, LateReply, ReplyError, RoundFinished
+from syft_flwr.events import (
+    Event,
+    FileRefused,
+    LateReply,
+    ReplyError,
+    RoundFinished,
+    RoundMetrics,
+    count_rounds,
+)
+from syft_flwr.utils import plural
 
 __all__ = [
     "QuarantinedFile",
@@ -102,6 +111,8 @@ class RunReport:
     rounds: list[RoundReport] = field(default_factory=list)
     quarantined: list[QuarantinedFile] = field(default_factory=list)
     late_replies: list[str] = field(default_factory=list)
+    #: server round -> the metrics the ServerApp reported for it (RoundMetrics)
+    metrics: dict[int, dict[str, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
@@ -132,9 +143,13 @@ class RunReport:
 
     @property
     def server_rounds(self) -> int:
-        """Distinct server rounds seen (exchanges without a round number count one each)."""
-        numbered = {r.server_round for r in self.rounds if r.server_round is not None}
-        return len(numbered) + sum(1 for r in self.rounds if r.server_round is None)
+        """The run's rounds, counted as every view counts them (:func:`count_rounds`)."""
+        return count_rounds(r.server_round for r in self.rounds)
+
+    @property
+    def final_metrics(self) -> dict[str, float]:
+        """The metrics of the last round that reported any ({} if none did)."""
+        return dict(self.metrics[max(self.metrics)]) if self.metrics else {}
 
     def failures(self) -> dict[str, str]:
         """Each datasite that failed at least once, with its first failure in words."""
@@ -163,6 +178,9 @@ class RunReport:
         match event:
             case RoundFinished():
                 self.add_round(RoundReport.of(event))
+            case RoundMetrics():
+                with self._lock:
+                    self.metrics[event.round] = dict(event.metrics)
             case FileRefused():
                 self.add_quarantined(
                     event.path,
@@ -200,7 +218,7 @@ class RunReport:
             self.late_replies.append(email)
 
     def summary(self) -> str:
-        lines = [f"{self.verdict}: {len(self.rounds)} exchanges"]
+        lines = [f"{self.verdict}: {plural(len(self.rounds), 'exchange')}"]
         lines += [f"  {r.describe()}" for r in self.rounds]
         lines += [f"  refused ({q.kind}) {q.path}: {q.reason}" for q in self.quarantined]
         if self.late_replies:
@@ -226,4 +244,6 @@ class RunReport:
             "refusals": self.refusals,
             "late_replies": list(self.late_replies),
             "failed_datasites": self.failed_datasites,
+            "server_rounds": self.server_rounds,
+            "metrics": {str(k): v for k, v in sorted(self.metrics.items())},
         }

@@ -21,12 +21,39 @@ DEFAULT_MESSAGE_TTL = 600.0
 #: may differ a little; more than this is a forged or broken timestamp)
 MAX_CLOCK_SKEW = 60.0
 ENCRYPT_ENV = "SYFT_FLWR_ENCRYPT"
+#: syft-flwr 0.5's name for the same switch ("false" turns encryption off), read when
+#: ``SYFT_FLWR_ENCRYPT`` is not set
+LEGACY_ENCRYPT_ENV = "SYFT_FLWR_ENCRYPTION_ENABLED"
 #: message bodies are encrypted to the recipient unless turned off (``encrypt=False`` or
 #: ``SYFT_FLWR_ENCRYPT=0``): with AES-GCM in place of the body checksums it costs about as
 #: much as the unencrypted, signed format (see benchmarks/transport.py)
 DEFAULT_ENCRYPT = True
 #: how often a watched inbox is scanned where file events are not available (polling)
 POLL_INTERVAL = 0.1
+INCOMPLETE_GRACE_ENV = "SYFT_FLWR_INCOMPLETE_GRACE"
+#: over a file sync (SyftBox) a message file shorter than its header says is left in place
+#: this long (a sync may still be writing it) before it is refused; on one local folder,
+#: where every file is renamed into place whole, it is refused at once
+DEFAULT_SYNC_INCOMPLETE_GRACE = 30.0
+#: SyftBox 0.4.0 clients neither upload nor download a file over 10 MiB
+SYNC_MAX_FILE_BYTES = 10 * 1024 * 1024
+#: how often such a file is looked at again meanwhile (besides each new event for it)
+INCOMPLETE_RETRY = 0.5
+
+
+def incomplete_grace(synced: bool) -> float:
+    """Seconds an incomplete message file may wait: ``$SYFT_FLWR_INCOMPLETE_GRACE``, else
+    :data:`DEFAULT_SYNC_INCOMPLETE_GRACE` over a sync and 0 on a local folder."""
+    raw = os.environ.get(INCOMPLETE_GRACE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_SYNC_INCOMPLETE_GRACE if synced else 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(
+            f"{INCOMPLETE_GRACE_ENV}={raw!r} is not a number: set it in seconds, e.g. 30"
+        ) from None
+    return max(0.0, value)
 
 
 def resolve_seconds(value: float | None, env: str, default: float, what: str) -> float:
@@ -109,6 +136,14 @@ def resolve_flag(value: bool | None, env: str, default: bool, what: str) -> bool
     raise ValueError(f"{env}={raw!r} is not understood: set it to 1 or 0 to turn {what} on or off")
 
 
+def _encrypt_env() -> str:
+    """``SYFT_FLWR_ENCRYPT``, or syft-flwr 0.5's ``SYFT_FLWR_ENCRYPTION_ENABLED`` when only
+    that one is set."""
+    if os.environ.get(ENCRYPT_ENV, "").strip() or not os.environ.get(LEGACY_ENCRYPT_ENV):
+        return ENCRYPT_ENV
+    return LEGACY_ENCRYPT_ENV
+
+
 @dataclass(frozen=True)
 class TransportSettings:
     """What a party's message files obey, read once from the environment (or given).
@@ -148,7 +183,7 @@ class TransportSettings:
             message_ttl=resolve_seconds(
                 message_ttl, MESSAGE_TTL_ENV, DEFAULT_MESSAGE_TTL, "message TTL"
             ),
-            encrypt=resolve_flag(encrypt, ENCRYPT_ENV, DEFAULT_ENCRYPT, "message encryption"),
+            encrypt=resolve_flag(encrypt, _encrypt_env(), DEFAULT_ENCRYPT, "message encryption"),
         )
 
     def but(self, **changes: object) -> TransportSettings:
