@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -28,7 +29,7 @@ def app() -> Iterator[SimpleNamespace]:
         yield SimpleNamespace(
             **{
                 m: importlib.import_module(f"{PACKAGE}.{m}")
-                for m in ("figures", "settings", "statistics", "table")
+                for m in ("data", "figures", "settings", "statistics")
             }
         )
     finally:
@@ -41,12 +42,12 @@ def app() -> Iterator[SimpleNamespace]:
 @pytest.mark.parametrize("feature", ["Age", "Glucose", "BMI"])
 def test_legend_does_not_cover_a_bar(app: SimpleNamespace, feature: str) -> None:
     s = app.settings
-    names = [*s.FEATURES, s.LABEL]
-    tables = [
-        app.table.read_columns(path, names) for path in sorted(PIMA.glob("do*/private/*.csv"))
-    ]
+    table = pd.concat(
+        [app.data.read_csv(path) for path in sorted(PIMA.glob("do*/private/*.csv"))],
+        ignore_index=True,
+    )
     edges = s.bin_edges({})
-    stats = app.statistics.local_statistics(app.table.concat(tables), edges)
+    stats = app.statistics.local_statistics(table, edges)
     fig = app.figures.histogram_figure(stats, feature, datasites=2)
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
