@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 setup: $(STAMP)
+	@command -v bwrap >/dev/null || echo "NOTE: bubblewrap (bwrap) is missing: data owners' jobs \
+	cannot run sandboxed and tests/sandbox is skipped. Install it: apt-get install bubblewrap"
 
 # SyftBox 0.4.0 (its server and client) pins old typer/fastapi/psutil: a venv of its own.
 # An install that fails does not fail the target: the SyftBox tests then skip and say why.

@@ -59,7 +59,8 @@ def test_timeout_kills_the_process_group(net, tmp_path: Path) -> None:
         "time.sleep(120)\n"
     )
     job = approved(net, tmp_path, main)
-    handle = net.admin.run_private(job, blocking=True, timeout=1.5)
+    # unsandboxed (the child's pid is the owner's); tests/sandbox covers a sandboxed timeout
+    handle = net.admin.run_private(job, blocking=True, timeout=1.5, sandbox=False)
     assert handle.status == "failed" and handle.reason == "timeout"
     assert handle.returncode < 0  # killed by a signal
     record = net.admin.store.load(job.uid)
@@ -115,7 +116,8 @@ def test_environment_and_working_directory(net, tmp_path: Path, monkeypatch) -> 
         "open(os.path.join(os.environ['OUTPUT_DIR'], 'env.json'), 'w').write(json.dumps(info))\n"
     )
     job = approved(net, tmp_path, main)
-    handle = net.admin.run_private(job, env={"EXTRA": "yes"})
+    # unsandboxed: the owner's environment, filtered (tests/sandbox checks the sandbox's own)
+    handle = net.admin.run_private(job, env={"EXTRA": "yes"}, sandbox=False)
     info = json.loads((handle.output_dir / "env.json").read_text())
     assert info["SYFTBOX_CLIENT_CONFIG_PATH"] == str(net.do.client.config_path)
     assert info["FLWR_TELEMETRY_ENABLED"] == "0" and info["PYTHONUNBUFFERED"] == "1"
@@ -131,15 +133,16 @@ def test_environment_and_working_directory(net, tmp_path: Path, monkeypatch) -> 
 
 
 def test_non_blocking_handle(net, tmp_path: Path) -> None:
-    go = tmp_path / "go"
-    main = (
+    main = (  # the sandboxed job sees its output folder: the signal to go is dropped there
         "import os, time\n"
-        "while not os.path.exists(os.environ['GO_FILE']):\n"
+        "go = os.path.join(os.environ['OUTPUT_DIR'], os.environ['GO_FILE'])\n"
+        "while not os.path.exists(go):\n"
         "    time.sleep(0.02)\n"
         "raise SystemExit(7)\n"
     )
     job = approved(net, tmp_path, main)
-    handle = net.admin.run_private(job, blocking=False, env={"GO_FILE": str(go)})
+    handle = net.admin.run_private(job, blocking=False, env={"GO_FILE": "go"})
+    go = handle.output_dir / "go"
     try:
         assert handle.poll() is None and not handle.done and handle.returncode is None
         assert job.status == "running"

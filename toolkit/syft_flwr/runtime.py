@@ -29,7 +29,7 @@ from syft_flwr.config import (
     flower_run_config,
     load_project_config,
 )
-from syft_flwr.errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from syft_flwr.errors import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, SyftFlwrError
 from syft_flwr.logs import LEVEL_ENV, enable_logging, log_failure
 from syft_flwr.utils import DATA_DIR_ENV
 
@@ -238,6 +238,9 @@ def run_datasite(
     with Heartbeat(network, email, "datasite") as heartbeat:
         # the job runner names the job it runs; a datasite started by hand has none
         heartbeat.update(app=config.app_name, job=os.environ.get(JOB_ID_ENV) or None)
+        spec = getattr(client_app, "spec", None)  # a sandboxed ClientApp: show its limits
+        if spec is not None:
+            heartbeat.update(limits=spec.limits.describe())
         node = datasite_node(
             client_app,
             network,
@@ -249,6 +252,8 @@ def run_datasite(
             idle_timeout=idle_timeout,
             heartbeat=heartbeat,
         )
+        if hasattr(client_app, "on_dead"):  # a sandboxed ClientApp: its death ends the job
+            client_app.on_dead = node.stop
         return node.serve()
 
 
@@ -346,7 +351,6 @@ def main(project_dir: Path, argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
-    from syft_flwr.apps import AppLoadError
     from syft_flwr.syftbox.run import prepare_syftbox_run
 
     try:
@@ -354,7 +358,7 @@ def main(project_dir: Path, argv: list[str] | None = None) -> int:
         if role == "aggregator":
             return _aggregate(project_dir, identity, config, args)
         return _serve(project_dir, identity, config, args)
-    except (AppLoadError, OSError, ValueError) as exc:  # AppLoadError: the app's own code
+    except (SyftFlwrError, OSError, ValueError) as exc:  # AppLoadError, SandboxError, ...
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
 
@@ -417,20 +421,34 @@ def _serve(project_dir: Path, identity: Identity, config: ProjectConfig, args) -
         return EXIT_USAGE
     node_config = parse_config(args.node_config or os.environ.get(NODE_CONFIG_ENV))
     logger.info(f"{identity.email}: serving {config.app_name} for {config.aggregator}")
-    with loading_long_lived():  # flwr, the transport and the app load here
-        from syft_flwr.apps import load_client_app
+    from syft_flwr.sandbox.limits import SandboxSpec
 
-        client_app = load_client_app(project_dir)
-    result = run_datasite(
-        client_app,
-        identity.network,
-        identity.email,
-        config,
-        Path(data_dir),
-        run_config=run_config_for(project_dir, None, False),
-        node_config=node_config,
-        idle_timeout=args.idle_timeout,
-    )
+    spec = SandboxSpec.from_env()  # the job runner's: the ClientApp runs in a sandbox
+    if spec is not None:
+        from syft_flwr.sandbox.client import SandboxedClientApp
+
+        client_app = SandboxedClientApp(project_dir, spec, wait=False)  # loads meanwhile
+    with loading_long_lived():  # flwr, the transport and the app load here
+        if spec is None:
+            from syft_flwr.apps import load_client_app
+
+            client_app = load_client_app(project_dir)
+        else:  # the node serves at once; the first message waits for the worker if need be
+            import syft_flwr.transport  # noqa: F401 - loaded while the worker loads the app
+    try:
+        result = run_datasite(
+            client_app,
+            identity.network,
+            identity.email,
+            config,
+            Path(data_dir),
+            run_config=run_config_for(project_dir, None, False),
+            node_config=node_config,
+            idle_timeout=args.idle_timeout,
+        )
+    finally:
+        if spec is not None:
+            client_app.close()
     print(f"{identity.email}: {describe_node_result(result)}")
     return EXIT_OK if result.ok else EXIT_FAILED
 

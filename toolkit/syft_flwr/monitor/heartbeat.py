@@ -181,13 +181,21 @@ class Heartbeat:
         """What the process's heartbeat thread does every ``interval``."""
         self.beat()
 
-    def update(self, *, job: Any = _UNSET, app: Any = _UNSET, round: Any = _UNSET) -> None:
+    def update(
+        self,
+        *,
+        job: Any = _UNSET,
+        app: Any = _UNSET,
+        round: Any = _UNSET,
+        limits: Any = _UNSET,
+    ) -> None:
         """Set what this party is running; only the keywords given change (``None`` clears).
+        ``limits`` (a sandboxed job's, one line) appears in ``running`` once set.
 
         The status file says so when this returns (while the heartbeat is running).
         """
         with self._lock:
-            for key, value in (("job", job), ("app", app), ("round", round)):
+            for key, value in (("job", job), ("app", app), ("round", round), ("limits", limits)):
                 if value is not _UNSET:
                     self._running[key] = value
         if self._running_beats:

@@ -34,6 +34,7 @@ def _running(p: Participant) -> str:
         str(r["app"]) if r.get("app") else "",
         f"job {r['job']}" if r.get("job") else "",
         f"round {r['round']}" if r.get("round") is not None else "",
+        f"(sandbox: {r['limits']})" if r.get("limits") else "",
     ]
     return " ".join(x for x in parts if x) or "-"
 

@@ -207,6 +207,18 @@ class Network:
         """Run ``run`` of the job: code/ (verified copy), stdout.log, stderr.log, output/."""
         return self.owner_job_dir(email, job_id) / "runs" / str(int(run))
 
+    def job_scratch_dir(self, email: str, job_id: str, run: int) -> Path:
+        """The sandbox's writable scratch folder (its HOME and /tmp) for run ``run``."""
+        return self.job_run_dir(email, job_id, run) / "scratch"
+
+    def sandbox_report_path(self, email: str, job_id: str, run: int) -> Path:
+        """Why the sandbox of run ``run`` was ended, written by the job's trusted node."""
+        return self.job_run_dir(email, job_id, run) / "sandbox.json"
+
+    def dataset_limits_path(self, email: str, name: str) -> Path:
+        """The owner's sandbox limits for jobs on dataset ``name``."""
+        return self.private_dataset_dir(email, name) / "limits.json"
+
     def seen_jobs_dir(self, email: str) -> Path:
         """Markers of every job id ever accepted (the replay guard)."""
         return self.rds_private_dir(email) / "seen"

@@ -34,6 +34,7 @@ from syft_flwr.rds.review import source_problems
 from syft_flwr.rds.runner import DEFAULT_TIMEOUT, RunHandle, check_run_options, start_run
 from syft_flwr.rds.signed import write_manifest
 from syft_flwr.rds.store import JobStore
+from syft_flwr.sandbox.limits import DEFAULT_LIMITS, SandboxLimits, load_dataset_limits
 from syft_flwr.syftbox.permissions import grant_job_inbox, share_job_results
 from syft_flwr.syftbox.workspace import is_syftbox
 
@@ -228,9 +229,12 @@ class OwnerJobs(JobsView):
         blocking: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
         env: dict[str, str] | None = None,
+        sandbox: bool = True,
+        limits: SandboxLimits | None = None,
     ) -> RunHandle:
         """Run an approved job on ``kind`` ("private" or "mock") data; see
-        ``Session.run_private``."""
+        ``Session.run_private``. The sandbox's limits are the defaults, overridden by the
+        dataset's (``save_dataset_limits``), overridden by ``limits``."""
         extra = check_run_options(kind, timeout, env)
         record = self._record(job)
         uid = record.job_id
@@ -266,6 +270,10 @@ class OwnerJobs(JobsView):
             blocking=blocking,
             timeout=timeout,
             env=extra,
+            sandbox=sandbox,
+            sandbox_limits=DEFAULT_LIMITS.over(
+                load_dataset_limits(self.network, self.host, record.dataset_name)
+            ).over(limits),
         )
 
     def _mock_dir(self, dataset_name: str) -> Path:

@@ -38,6 +38,17 @@ from syft_flwr.rds.errors import JobStateError
 from syft_flwr.rds.mirror import StatusMirror
 from syft_flwr.rds.records import RUNNABLE, JobRecord, JobStatus, RunRecord
 from syft_flwr.rds.store import JobStore
+from syft_flwr.sandbox.bwrap import bwrap_path
+from syft_flwr.sandbox.client import read_report
+from syft_flwr.sandbox.launch import Launch, plan_launch
+from syft_flwr.sandbox.limits import DEFAULT_LIMITS, SANDBOX_ENV, SandboxLimits
+from syft_flwr.sandbox.process import (
+    LimitHit,
+    Watchdog,
+    death_reason,
+    limit_error_in,
+    rlimit_setter,
+)
 
 DEFAULT_TIMEOUT = 3600.0
 KILL_GRACE_SECONDS = 3.0
@@ -49,6 +60,7 @@ RESERVED_ENV = (
     JOB_ID_ENV,
     "FLWR_TELEMETRY_ENABLED",
     "PYTHONUNBUFFERED",
+    SANDBOX_ENV,
 )
 #: refusal reasons copied into one audit entry (the security logs keep them all)
 AUDITED_REASONS = 20
@@ -127,6 +139,9 @@ class RunHandle:
         self._stop_reason: str | None = None
         self._thread: threading.Thread | None = None
         self._started_at = time.time()
+        self._launch: Launch | None = None  # a sandboxed run's plan
+        self._watchdog: Watchdog | None = None
+        self.limit_hit: LimitHit | None = None  # the sandbox limit that ended the run
 
     @property
     def pid(self) -> int | None:
@@ -162,8 +177,17 @@ class RunHandle:
             _kill_group(self._proc)
 
     # -- internals ----------------------------------------------------------------------------
-    def _start(self, argv: list[str], cwd: Path, env: dict[str, str], blocking: bool) -> None:
+    def _start(
+        self,
+        argv: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        blocking: bool,
+        launch: Launch | None = None,
+    ) -> None:
         started = time.monotonic()
+        self._launch = launch
+        confine = launch.confine if launch is not None else None
         try:
             with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
                 self._proc = subprocess.Popen(
@@ -174,10 +198,13 @@ class RunHandle:
                     stdout=out,
                     stderr=err,
                     start_new_session=True,  # its own process group, killed as a whole
+                    preexec_fn=rlimit_setter(confine) if confine else None,  # noqa: PLW1509
                 )
         except OSError as exc:
             self._finish(None, started, f"could not start the job: {exc}")
             raise
+        if confine is not None and launch is not None:
+            self._watchdog = Watchdog(self._proc.pid, confine, launch.watched, self._limit_hit)
         _active.add(self)
         if blocking:
             try:
@@ -207,9 +234,37 @@ class RunHandle:
         _kill_group(proc, grace=0)  # whatever it left behind in its group
         self._finish(proc.returncode, started, self._stop_reason)
 
+    def _limit_hit(self, hit: LimitHit) -> None:
+        """The watchdog of a whole-job sandbox ended it (it killed the sandbox's tree)."""
+        self.limit_hit = self.limit_hit or hit
+        self._stop_reason = f"sandbox: {hit.reason}"
+        if self._proc is not None:
+            _kill_group(self._proc, grace=0)
+
+    def _sandbox_outcome(self, returncode: int | None) -> LimitHit | None:
+        """The limit that ended a sandboxed run: the watchdog's, the trusted node's report,
+        or the exit status (CPU, file size)."""
+        launch = self._launch
+        if launch is None:
+            return None
+        if self._watchdog is not None:
+            self._watchdog.stop()
+        if self.limit_hit is not None:
+            return self.limit_hit
+        report = read_report(launch.report)
+        if report is not None:
+            return LimitHit(str(report.get("kind")), str(report.get("reason")))
+        if launch.confine is not None and returncode:
+            confine = launch.confine
+            return death_reason(returncode, confine) or limit_error_in(self.stderr_path, confine)
+        return None
+
     def _finish(self, returncode: int | None, started: float, stop_reason: str | None) -> None:
         if self.done:
             return
+        self.limit_hit = self._sandbox_outcome(returncode)
+        if self.limit_hit is not None:
+            stop_reason = f"sandbox: {self.limit_hit.reason}"
         self.duration_s = round(time.monotonic() - started, 3)
         self.returncode = returncode if returncode is not None else -1
         if stop_reason is not None:
@@ -241,6 +296,14 @@ class RunHandle:
                     duration_s=self.duration_s,
                     reason=reason,
                 )
+                if self.limit_hit is not None:
+                    self._audit.append(
+                        "sandbox_limit",
+                        job_id=self.job_uid,
+                        run=self.run_number,
+                        limit=self.limit_hit.kind,
+                        reason=self.limit_hit.reason,
+                    )
                 self._audit_refusals()
             except Exception as exc:  # noqa: BLE001 - a broken log must not lose the outcome
                 logger.error(
@@ -351,14 +414,21 @@ def start_run(
     blocking: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
     env: dict[str, str] | None = None,
+    sandbox: bool = True,
+    sandbox_limits: SandboxLimits = DEFAULT_LIMITS,
 ) -> RunHandle:
     """Run the approved job ``job_id`` of ``store.owner`` on ``kind`` ("private" or "mock")
     data found in ``data_dir``; see ``Session.run_private``.
 
     The code is copied from the owner's copy taken at intake (what was reviewed; never from
     the shared inbox) and must hash to the value pinned at approval; any refusal is audited.
+    With ``sandbox`` (the default) the job's code runs in bubblewrap with ``sandbox_limits``
+    (see :mod:`syft_flwr.sandbox`); BubblewrapMissingError says how to install it.
+    ``sandbox=False`` runs it with the owner's rights, and the audit log records that choice.
     """
     extra = check_run_options(kind, timeout, env)
+    if sandbox:
+        bwrap_path()  # BubblewrapMissingError, with how to install it, before anything runs
     uid = job_id
     reviewed_code = store.network.submitted_code_dir(store.owner, uid)
     run: RunRecord | None = None
@@ -408,7 +478,16 @@ def start_run(
             kind=kind,
             code_sha256=copied,
             entrypoint=job.entrypoint,
+            sandbox=sandbox_limits.to_json() if sandbox else "off",
         )
+        if not sandbox:
+            audit.append(
+                "sandbox_opt_out",
+                job_id=uid,
+                run=n,
+                kind=kind,
+                note="the data owner ran this job without a sandbox, with the owner's rights",
+            )
         job.runs.append(run)
         job.set_status(JobStatus.RUNNING)
 
@@ -427,8 +506,27 @@ def start_run(
         "PYTHONUNBUFFERED": "1",
     }
     handle = RunHandle(store, audit, mirror, uid, run, timeout)
-    logger.info(f"running job {record.name!r} ({uid}) run {run.n} on {kind} data")
-    handle._start([sys.executable, record.entrypoint], Path(run.code_dir), run_env, blocking)
+    if not sandbox:
+        logger.warning(f"running job {record.name!r} ({uid}) run {run.n} WITHOUT a sandbox")
+        handle._start([sys.executable, record.entrypoint], Path(run.code_dir), run_env, blocking)
+        return handle
+    launch = plan_launch(
+        store.network,
+        store.owner,
+        uid,
+        run.n,
+        record.entrypoint,
+        data_dir=Path(data_dir),
+        output_dir=Path(run.output_dir),
+        limits=sandbox_limits,
+        trusted_env=run_env,
+        extra=extra,
+    )
+    logger.info(
+        f"running job {record.name!r} ({uid}) run {run.n} on {kind} data in a sandbox "
+        f"({sandbox_limits.describe()})"
+    )
+    handle._start(launch.argv, Path(run.code_dir), launch.env, blocking, launch)
     return handle
 
 

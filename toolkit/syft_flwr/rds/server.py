@@ -32,6 +32,7 @@ from syft_flwr.rds.jobs import JobRef, job_uid
 from syft_flwr.rds.owner_jobs import OwnerJobs
 from syft_flwr.rds.runner import DEFAULT_TIMEOUT, RunHandle
 from syft_flwr.rds.store import JobStore
+from syft_flwr.sandbox.limits import SandboxLimits, save_dataset_limits
 from syft_flwr.syftbox.permissions import write_datasite_permissions
 from syft_flwr.syftbox.workspace import is_syftbox
 
@@ -144,13 +145,18 @@ class Session:
         blocking: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
         env: dict[str, str] | None = None,
+        *,
+        sandbox: bool = True,
+        limits: SandboxLimits | None = None,
     ) -> RunHandle:
         """Run an approved job on the private data (owner only).
 
         ``blocking=True`` returns the finished run; ``blocking=False`` returns at once with a
         handle (``wait()``, ``poll()``, ``done``, ``returncode``) while a thread watches it.
+        The job's code runs in a bubblewrap sandbox with ``limits`` (over the dataset's and the
+        defaults); ``sandbox=False`` runs it with your rights, and the audit log says so.
         """
-        return self._run(job, "private", blocking, timeout, env)
+        return self._run(job, "private", blocking, timeout, env, sandbox, limits)
 
     def run_mock(
         self,
@@ -158,22 +164,41 @@ class Session:
         blocking: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
         env: dict[str, str] | None = None,
+        *,
+        sandbox: bool = True,
+        limits: SandboxLimits | None = None,
     ) -> RunHandle:
         """Run an approved job on the dataset's mock data (owner only); see run_private."""
-        return self._run(job, "mock", blocking, timeout, env)
+        return self._run(job, "mock", blocking, timeout, env, sandbox, limits)
+
+    def set_sandbox_limits(self, dataset: str, limits: SandboxLimits) -> None:
+        """Limits for every job run on ``dataset`` from now on (owner only)."""
+        self.require_admin("set sandbox limits")
+        save_dataset_limits(self.network, self.host, dataset, limits)
+        assert self.audit is not None
+        self.audit.append("sandbox_limits_set", dataset=dataset, limits=limits.to_json())
 
     def _run(
-        self, job: JobRef, kind: str, blocking: bool, timeout: float, env: dict[str, str] | None
+        self,
+        job: JobRef,
+        kind: str,
+        blocking: bool,
+        timeout: float,
+        env: dict[str, str] | None,
+        sandbox: bool = True,
+        limits: SandboxLimits | None = None,
     ) -> RunHandle:
         """OwnerJobs.run, with the owner's heartbeat naming the job while it runs."""
         self.require_admin("run jobs")
         jobs = self.job
         assert isinstance(jobs, OwnerJobs)
         heartbeat = self.heartbeat
+        options = {"blocking": blocking, "timeout": timeout, "env": env}
+        options.update(sandbox=sandbox, limits=limits)
         if heartbeat is None:
-            return jobs.run(job, kind, blocking=blocking, timeout=timeout, env=env)
+            return jobs.run(job, kind, **options)
         with heartbeat.running_job(job_uid(job)) as run:
-            run.handle = jobs.run(job, kind, blocking=blocking, timeout=timeout, env=env)
+            run.handle = jobs.run(job, kind, **options)
             return run.handle
 
     def key_fingerprints(self, peers: list[str] | None = None) -> str:
