@@ -8,7 +8,7 @@ LINTED := toolkit tests benchmarks datasets fed-analytics-diabetes fl-diabetes-p
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 
-.PHONY: setup demo demo-syftbox syftbox-env test lint format benchmarks clean
+.PHONY: setup sandbox-tools demo demo-syftbox syftbox-env test lint format benchmarks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,13 +39,19 @@ $(SYFTBOX_STAMP):
 
 syftbox-env: $(SYFTBOX_STAMP)
 
-demo: $(STAMP)
+# bubblewrap sandboxes the data owners' jobs: installed where make can (root with apt)
+sandbox-tools:
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	       --no-install-recommends bubblewrap >/dev/null; } ; } || true
+
+demo: $(STAMP) sandbox-tools
 	$(BIN)/syft-flwr demo
 
 demo-syftbox: $(STAMP) $(SYFTBOX_STAMP)
 	$(BIN)/syft-flwr demo --syftbox --folder demo_syftbox
 
-test: $(STAMP) $(SYFTBOX_STAMP)
+test: $(STAMP) $(SYFTBOX_STAMP) sandbox-tools
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)

@@ -270,3 +270,21 @@ def test_a_failed_demo_stops_the_data_owners_jobs(tmp_path: Path) -> None:
     assert report["started"] == 2
     assert report["still_running"] == []  # stopped by the demo, not left to their idle timeout
     assert report["statuses"] == ["failed", "failed"]
+
+
+def test_without_bubblewrap_the_demo_says_so_and_runs_jobs_unsandboxed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from syft_flwr import demo
+    from syft_flwr.sandbox import bwrap
+
+    monkeypatch.setattr(bwrap.shutil, "which", lambda name: None)
+    demo._sandbox_available.cache_clear()
+    try:
+        assert demo._sandbox_available() is False
+        assert demo._sandbox_available() is False  # said once
+    finally:
+        demo._sandbox_available.cache_clear()
+    out = capsys.readouterr().out
+    assert out.count("NOTE: bubblewrap (bwrap) is not installed") == 1
+    assert "apt-get install bubblewrap" in out and "without the sandbox" in out

@@ -9,6 +9,7 @@ progress; any failure ends the demo with a clear message and a non-zero exit cod
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -419,8 +420,10 @@ def _workflow(
                     _say(line)
                 reviewed.add(job.code_sha256)
             admin.job.approve(job)
-            handles[email] = admin.run_private(job, blocking=False)
-            _say(f"{email}: approved; running on private data")
+            sandboxed = _sandbox_available()
+            handles[email] = admin.run_private(job, blocking=False, sandbox=sandboxed)
+            how = "in a bubblewrap sandbox" if sandboxed else "WITHOUT a sandbox (audited)"
+            _say(f"{email}: approved; running on private data {how}")
 
     with steps.step("Data scientist runs the aggregator (python main.py --active)"):
         env = dict(
@@ -526,3 +529,21 @@ def _strip_syft_table(project: Path) -> None:
     if "syft_flwr" in doc.get("tool", {}):
         del doc["tool"]["syft_flwr"]
         path.write_text(tomlkit.dumps(doc))
+
+
+@functools.cache
+def _sandbox_available() -> bool:
+    """Whether data owners' jobs can run in bubblewrap here; if not, the demo says why once
+    and runs them without it (each run's opt-out is in the owner's audit log)."""
+    from syft_flwr.sandbox.bwrap import BubblewrapMissingError, bwrap_path
+
+    try:
+        bwrap_path()
+    except BubblewrapMissingError as exc:
+        print(
+            f"NOTE: {exc}. The demo runs the data owners' jobs without the sandbox, with "
+            "their rights; everything else is the same.",
+            flush=True,
+        )
+        return False
+    return True
