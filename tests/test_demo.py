@@ -279,11 +279,13 @@ def test_without_bubblewrap_the_demo_says_so_and_runs_jobs_unsandboxed(
     from syft_flwr.sandbox import bwrap
 
     monkeypatch.setattr(bwrap.shutil, "which", lambda name: None)
+    bwrap.bwrap_path.cache_clear()
     demo._sandbox_available.cache_clear()
     try:
         assert demo._sandbox_available() is False
         assert demo._sandbox_available() is False  # said once
     finally:
+        bwrap.bwrap_path.cache_clear()
         demo._sandbox_available.cache_clear()
     out = capsys.readouterr().out
     assert out.count("NOTE: bubblewrap (bwrap) is not installed") == 1
