@@ -132,10 +132,6 @@ class Endpoint:
             self._watcher = None
         self.scratch.release()
 
-    @property
-    def watching(self) -> bool:
-        return self._watcher is not None
-
     def files(self, *, scan: bool = False) -> list[os.DirEntry[str]] | list[InboxFile]:
         """The inbox files to read now: those that arrived since the last call, as the
         watcher names them, or the whole inbox when it cannot (at first, after lost events,

@@ -171,10 +171,6 @@ class DatasiteNode:
     def idle_timeout(self) -> float:
         return self.settings.idle_timeout
 
-    @property
-    def encrypt(self) -> bool:
-        return self.settings.encrypt
-
     # -- opening and closing ---------------------------------------------------------------
     def open(self, on_arrival: Callable[[], None] | None = None) -> None:
         """Take the inbox: the node lock (one server per inbox, across processes), the

@@ -172,24 +172,31 @@ class TransportSettings:
     ) -> TransportSettings:
         """The settings from ``$SYFT_FLWR_*`` (or the defaults); a keyword given wins.
         Raises ValueError, naming the variable, for a value that makes no sense."""
-        return cls(
-            msg_timeout=resolve_seconds(
-                msg_timeout, MSG_TIMEOUT_ENV, DEFAULT_MSG_TIMEOUT, "timeout"
-            ),
-            idle_timeout=resolve_seconds(
-                idle_timeout, IDLE_TIMEOUT_ENV, DEFAULT_IDLE_TIMEOUT, "idle timeout"
-            ),
-            max_message_bytes=resolve_max_bytes(max_message_bytes),
-            message_ttl=resolve_seconds(
-                message_ttl, MESSAGE_TTL_ENV, DEFAULT_MESSAGE_TTL, "message TTL"
-            ),
-            encrypt=resolve_flag(encrypt, _encrypt_env(), DEFAULT_ENCRYPT, "message encryption"),
-        )
+        given = {
+            "msg_timeout": msg_timeout,
+            "idle_timeout": idle_timeout,
+            "max_message_bytes": max_message_bytes,
+            "message_ttl": message_ttl,
+            "encrypt": encrypt,
+        }
+        return cls(**{name: _RESOLVE[name](value) for name, value in given.items()})
 
     def but(self, **changes: object) -> TransportSettings:
-        """A copy with the given (non-None) fields changed, each checked as from_env does."""
-        given = {k: v for k, v in changes.items() if v is not None}
-        if not given:
-            return self
-        checked = TransportSettings.from_env(**given)  # type: ignore[arg-type]
-        return replace(self, **{k: getattr(checked, k) for k in given})
+        """A copy with the given (non-None) fields changed, each checked as from_env does
+        (the environment is not read again)."""
+        given = {k: _RESOLVE[k](v) for k, v in changes.items() if v is not None}
+        return replace(self, **given) if given else self
+
+
+#: each setting: its value if given (checked), else its environment variable, else its default
+_RESOLVE = {
+    "msg_timeout": lambda v: resolve_seconds(v, MSG_TIMEOUT_ENV, DEFAULT_MSG_TIMEOUT, "timeout"),
+    "idle_timeout": lambda v: resolve_seconds(
+        v, IDLE_TIMEOUT_ENV, DEFAULT_IDLE_TIMEOUT, "idle timeout"
+    ),
+    "max_message_bytes": resolve_max_bytes,
+    "message_ttl": lambda v: resolve_seconds(
+        v, MESSAGE_TTL_ENV, DEFAULT_MESSAGE_TTL, "message TTL"
+    ),
+    "encrypt": lambda v: resolve_flag(v, _encrypt_env(), DEFAULT_ENCRYPT, "message encryption"),
+}
